@@ -1,0 +1,58 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Strict settings shared by every Swift target (CONVENTIONS.md, habit 1).
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "TelemetryFlow",
+    products: [
+        .library(name: "TelemetryFlowCore", targets: ["TelemetryFlowCore"]),
+        .library(name: "TelemetryFlowStorage", targets: ["TelemetryFlowStorage"]),
+        .executable(name: "tflow", targets: ["tflow"]),
+        .executable(name: "tflow-bench", targets: ["EngineBenchmark"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev", "libnghttp2-dev"])]
+        ),
+        .target(name: "TelemetryFlowCore"),
+        .target(name: "TelemetryFlowStorage", dependencies: ["TelemetryFlowCore", "CLMDB"]),
+        .executableTarget(
+            name: "tflow",
+            dependencies: [
+                "TelemetryFlowCore", "TelemetryFlowStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "EngineBenchmark",
+            dependencies: ["TelemetryFlowCore", "TelemetryFlowStorage"],
+            path: "Benchmarks/EngineBenchmark"
+        ),
+        .testTarget(name: "TelemetryFlowCoreTests", dependencies: ["TelemetryFlowCore"]),
+        .testTarget(
+            name: "TelemetryFlowStorageTests",
+            dependencies: ["TelemetryFlowCore", "TelemetryFlowStorage", "CLMDB", "tflow"]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + strictSettings
+}

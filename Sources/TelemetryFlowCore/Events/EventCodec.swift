@@ -1,0 +1,281 @@
+/// The versioned binary format of one log record.
+///
+/// ```
+/// offset  size  field
+///      0     1  format version (1)
+///      1     1  event type (EventType.rawValue)
+///      2     2  flags, little-endian (reserved, 0)
+///      4     8  timestamp, unix nanoseconds, little-endian
+///     12     4  payload length n, little-endian
+///     16     n  payload (per event type; see Docs/LogFormat.md)
+///   16+n     4  CRC-32C of bytes 0 ..< 16+n, little-endian
+/// ```
+public enum EventCodec {
+    /// The format version this build writes and the newest it reads.
+    public static let formatVersion: UInt8 = 1
+    /// Bytes of the envelope before the payload.
+    public static let headerSize = 16
+    /// Bytes of envelope and checksum around the payload.
+    public static let overhead = 20
+
+    /// The envelope fields of a checked record.
+    public struct Envelope: Sendable, Hashable {
+        public var version: UInt8
+        public var type: EventType
+        public var flags: UInt16
+        public var timestampUnixNano: UInt64
+        /// The payload's range within the bytes that were checked.
+        public var payload: Range<Int>
+    }
+
+    // MARK: Encoding
+
+    /// Appends one record holding `event` to `buffer`. Encoding never fails: every value is representable.
+    ///
+    /// - Returns: the number of bytes appended.
+    @discardableResult
+    public static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64, into buffer: inout [UInt8]) -> Int {
+        let start = buffer.count
+        var w = ProtobufWriter()
+        swap(&w.bytes, &buffer)
+        defer { swap(&w.bytes, &buffer) }
+        w.bytes.append(formatVersion)
+        w.bytes.append(event.type.rawValue)
+        w.bytes.append(0)
+        w.bytes.append(0)
+        w.writeRawFixed64(timestampUnixNano)
+        w.bytes.append(contentsOf: [0, 0, 0, 0] as [UInt8])
+        let payloadStart = w.bytes.count
+        encodePayload(event, into: &w)
+        let payloadLength = UInt32(w.bytes.count - payloadStart)
+        w.bytes.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: payloadLength.littleEndian, toByteOffset: start + 12, as: UInt32.self)
+        }
+        let crc = w.bytes.withUnsafeBytes { raw in
+            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[start...]))
+        }
+        withUnsafeBytes(of: crc.littleEndian) { w.bytes.append(contentsOf: $0) }
+        return w.bytes.count - start
+    }
+
+    /// One record holding `event`, as a new array.
+    public static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64) -> [UInt8] {
+        var out: [UInt8] = []
+        encode(event, timestampUnixNano: timestampUnixNano, into: &out)
+        return out
+    }
+
+    static func writeString(_ s: String, into w: inout ProtobufWriter) {
+        var s = s
+        s.withUTF8 { utf8 in
+            w.writeVarint(UInt64(utf8.count))
+            w.bytes.append(contentsOf: utf8)
+        }
+    }
+
+    static func writeScope(_ scope: InstrumentationScope, into w: inout ProtobufWriter) {
+        writeString(scope.name, into: &w)
+        writeString(scope.version, into: &w)
+    }
+
+    /// Writes attributes as a length-prefixed block that is itself a protobuf message of `KeyValue`s in field 1.
+    static func writeAttributeBlock(_ attributes: Attributes, into w: inout ProtobufWriter) {
+        let lengthAt = w.bytes.count
+        w.bytes.append(0)
+        attributes.encodeOTLP(field: 1, into: &w)
+        w.patchLength(at: lengthAt)
+    }
+
+    static func encodePayload(_ event: TelemetryEvent, into w: inout ProtobufWriter) {
+        switch event {
+        case .measurement(let m):
+            writeString(m.name, into: &w)
+            writeString(m.unit, into: &w)
+            writeScope(m.scope, into: &w)
+            writeAttributeBlock(m.attributes, into: &w)
+            switch m.value {
+            case .int(let v):
+                w.bytes.append(0)
+                w.writeRawFixed64(UInt64(bitPattern: v))
+            case .double(let v):
+                w.bytes.append(1)
+                w.writeRawFixed64(v.bitPattern)
+            }
+        case .log(let record, let scope):
+            writeScope(scope, into: &w)
+            record.encodeOTLP(into: &w)
+        case .spanStarted(let span, let scope), .spanEnded(let span, let scope):
+            writeScope(scope, into: &w)
+            span.encodeOTLP(into: &w)
+        case .spanEventAdded(let traceID, let spanID, let event):
+            w.writeRawFixed64(traceID.high.bigEndian)
+            w.writeRawFixed64(traceID.low.bigEndian)
+            w.writeRawFixed64(spanID.value.bigEndian)
+            event.encodeOTLP(into: &w)
+        case .custom(let record):
+            writeString(record.signal.name, into: &w)
+            writeString(record.name, into: &w)
+            writeAttributeBlock(record.attributes, into: &w)
+            w.bytes.append(contentsOf: record.body)
+        case .lifecycle(let event):
+            w.bytes.append(event.kind.rawValue)
+            event.attributes.encodeOTLP(field: 1, into: &w)
+        }
+    }
+
+    // MARK: Decoding
+
+    /// Checks a record's length, version and checksum and returns its envelope.
+    ///
+    /// - Throws: ``TelemetryFlowError/Code/corruptedRecord`` when the bytes are too short, the payload length
+    ///   disagrees with the record length or the checksum fails; ``TelemetryFlowError/Code/unsupportedFormatVersion``
+    ///   for a newer format version.
+    public static func envelope(of record: UnsafeRawBufferPointer) throws(TelemetryFlowError) -> Envelope {
+        guard record.count >= overhead else {
+            throw TelemetryFlowError(.corruptedRecord, "record is \(record.count) bytes, shorter than the \(overhead)-byte envelope")
+        }
+        let payloadLength = Int(UInt32(littleEndian: record.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+        guard payloadLength == record.count - overhead else {
+            throw TelemetryFlowError(
+                .corruptedRecord, "record payload length \(payloadLength) disagrees with record size \(record.count)")
+        }
+        let stored = UInt32(littleEndian: record.loadUnaligned(fromByteOffset: record.count - 4, as: UInt32.self))
+        let actual = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: record[..<(record.count - 4)]))
+        guard stored == actual else {
+            throw TelemetryFlowError(.corruptedRecord, "record checksum mismatch (stored \(stored), computed \(actual))")
+        }
+        let version = record[0]
+        guard version >= 1 && version <= formatVersion else {
+            throw TelemetryFlowError(
+                .unsupportedFormatVersion,
+                "record format version \(version) is not supported; this build reads versions 1–\(formatVersion)")
+        }
+        return Envelope(
+            version: version,
+            type: EventType(rawValue: record[1]),
+            flags: UInt16(littleEndian: record.loadUnaligned(fromByteOffset: 2, as: UInt16.self)),
+            timestampUnixNano: UInt64(littleEndian: record.loadUnaligned(fromByteOffset: 4, as: UInt64.self)),
+            payload: headerSize..<(headerSize + payloadLength)
+        )
+    }
+
+    /// Checks and decodes one record.
+    ///
+    /// - Throws: the errors of ``envelope(of:)``, ``TelemetryFlowError/Code/unknownEventType`` and
+    ///   ``TelemetryFlowError/Code/decoding`` for a malformed payload.
+    public static func decode(_ record: [UInt8]) throws -> (event: TelemetryEvent, timestampUnixNano: UInt64) {
+        let envelope = try record.withUnsafeBytes { try Self.envelope(of: $0) }
+        let event = try decodePayload(type: envelope.type, record[envelope.payload])
+        return (event, envelope.timestampUnixNano)
+    }
+
+    /// Decodes the payload of a record whose envelope was already checked.
+    public static func decodePayload(type: EventType, _ payload: ArraySlice<UInt8>) throws -> TelemetryEvent {
+        var r = PayloadReader(payload)
+        switch type {
+        case .counterMeasurement, .upDownCounterMeasurement, .gaugeMeasurement, .histogramMeasurement:
+            let kind = InstrumentKind(rawValue: type.rawValue)!
+            let name = try r.string()
+            let unit = try r.string()
+            let scope = InstrumentationScope(name: try r.string(), version: try r.string())
+            let attributes = try r.attributeBlock()
+            let tag = try r.bytes(1).first!
+            let bits = try r.fixed64()
+            let value: MetricValue
+            switch tag {
+            case 0: value = .int(Int64(bitPattern: bits))
+            case 1: value = .double(Double(bitPattern: bits))
+            default: throw TelemetryFlowError(.decoding, "measurement value tag \(tag) is unknown")
+            }
+            try r.expectEnd()
+            return .measurement(
+                MetricMeasurement(kind: kind, name: name, unit: unit, scope: scope, attributes: attributes, value: value))
+        case .logRecord:
+            let scope = InstrumentationScope(name: try r.string(), version: try r.string())
+            return .log(try LogRecordData(otlp: r.rest()), scope: scope)
+        case .spanStarted, .spanEnded:
+            let scope = InstrumentationScope(name: try r.string(), version: try r.string())
+            let span = try SpanData(otlp: r.rest())
+            return type == .spanStarted ? .spanStarted(span, scope: scope) : .spanEnded(span, scope: scope)
+        case .spanEventAdded:
+            let traceID = TraceID(bytes: try r.bytes(16))!
+            let spanID = SpanID(bytes: try r.bytes(8))!
+            return .spanEventAdded(traceID: traceID, spanID: spanID, event: try SpanEvent(otlp: r.rest()))
+        case .customSignal:
+            let signal = try SignalType(try r.string())
+            let name = try r.string()
+            let attributes = try r.attributeBlock()
+            return .custom(CustomSignalRecord(signal: signal, name: name, attributes: attributes, body: Array(r.rest())))
+        case .lifecycle:
+            let kind = LifecycleEvent.Kind(rawValue: try r.bytes(1).first!)
+            var attributes = Attributes()
+            var pr = ProtobufReader(r.rest())
+            while let (field, v) = try pr.next() {
+            guard field == 1 else { continue }
+            try attributes.appendOTLPKeyValue(try v.asBytes()) }
+            return .lifecycle(LifecycleEvent(kind: kind, attributes: attributes))
+        default:
+            throw TelemetryFlowError(.unknownEventType, "event type \(type.rawValue) is not known to this build")
+        }
+    }
+}
+
+/// Reads the compact fields of a payload.
+struct PayloadReader {
+    let bytes: ArraySlice<UInt8>
+    var index: Int
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        self.index = bytes.startIndex
+    }
+
+    static let truncated = TelemetryFlowError(.decoding, "event payload is truncated")
+
+    mutating func varint() throws -> UInt64 {
+        var reader = ProtobufReader(bytes[index...])
+        let value = try reader.readVarint()
+        var probe = index
+        while bytes[probe] & 0x80 != 0 { probe += 1 }
+        index = probe + 1
+        return value
+    }
+
+    mutating func bytes(_ count: Int) throws -> ArraySlice<UInt8> {
+        guard count >= 0, bytes.endIndex - index >= count else { throw Self.truncated }
+        defer { index += count }
+        return bytes[index..<(index + count)]
+    }
+
+    mutating func string() throws -> String {
+        let length = try varint()
+        guard length <= UInt64(bytes.endIndex - index) else { throw Self.truncated }
+        return String(decoding: try bytes(Int(length)), as: UTF8.self)
+    }
+
+    mutating func fixed64() throws -> UInt64 {
+        try bytes(8).reversed().reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    mutating func attributeBlock() throws -> Attributes {
+        let length = try varint()
+        guard length <= UInt64(bytes.endIndex - index) else { throw Self.truncated }
+        var attributes = Attributes()
+        var r = ProtobufReader(try bytes(Int(length)))
+        while let (field, v) = try r.next() {
+            guard field == 1 else { continue }
+            try attributes.appendOTLPKeyValue(try v.asBytes()) }
+        return attributes
+    }
+
+    mutating func rest() -> ArraySlice<UInt8> {
+        defer { index = bytes.endIndex }
+        return bytes[index...]
+    }
+
+    func expectEnd() throws {
+        guard index == bytes.endIndex else {
+            throw TelemetryFlowError(.decoding, "event payload has \(bytes.endIndex - index) unexpected trailing bytes")
+        }
+    }
+}

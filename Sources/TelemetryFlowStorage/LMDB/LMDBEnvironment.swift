@@ -1,0 +1,118 @@
+import CLMDB
+import Glibc
+import TelemetryFlowCore
+
+/// Turns an LMDB (or errno) result code into a ``TelemetryFlowError``.
+func lmdbCheck(_ rc: Int32, _ what: @autoclosure () -> String) throws(TelemetryFlowError) {
+    guard rc != 0 else { return }
+    throw lmdbError(rc, what())
+}
+
+func lmdbError(_ rc: Int32, _ what: String) -> TelemetryFlowError {
+    let text = String(cString: mdb_strerror(rc))
+    let code: TelemetryFlowError.Code = rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ? .corruptedRecord : .storage
+    return TelemetryFlowError(code, "\(what): \(text)", underlying: CResultCode(library: "lmdb", code: rc, text: text))
+}
+
+/// One LMDB environment: a single data file (`MDB_NOSUBDIR`) with its lock file beside it.
+///
+/// Write transactions are only ever begun on the log's writer thread; read transactions use `MDB_NOTLS` so
+/// they may run on any thread.
+final class LMDBEnvironment: @unchecked Sendable {
+    let pointer: OpaquePointer
+    let path: String
+
+    init(path: String, mapSize: Int, maxDatabases: UInt32, noSync: Bool, readOnly: Bool = false) throws(TelemetryFlowError) {
+        var env: OpaquePointer?
+        try lmdbCheck(mdb_env_create(&env), "cannot create LMDB environment for \(path)")
+        guard let env else { throw TelemetryFlowError(.storage, "mdb_env_create returned no environment for \(path)") }
+        do throws(TelemetryFlowError) {
+            try lmdbCheck(mdb_env_set_mapsize(env, mapSize), "cannot set map size of \(path)")
+            try lmdbCheck(mdb_env_set_maxdbs(env, maxDatabases), "cannot set database count of \(path)")
+            try lmdbCheck(mdb_env_set_maxreaders(env, 256), "cannot set reader count of \(path)")
+            var flags = UInt32(MDB_NOSUBDIR | MDB_NOTLS | MDB_NORDAHEAD)
+            if noSync { flags |= UInt32(MDB_NOSYNC) }
+            if readOnly { flags |= UInt32(MDB_RDONLY) }
+            try lmdbCheck(mdb_env_open(env, path, flags, 0o644), "cannot open LMDB file \(path)")
+            var dead: Int32 = 0
+            _ = mdb_reader_check(env, &dead)
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+        self.pointer = env
+        self.path = path
+    }
+
+    deinit { mdb_env_close(pointer) }
+
+    /// Bytes of the data file in use: (last page number + 1) × page size.
+    var usedBytes: UInt64 {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        mdb_env_info(pointer, &info)
+        mdb_env_stat(pointer, &stat)
+        return UInt64(info.me_last_pgno + 1) * UInt64(stat.ms_psize)
+    }
+
+    func sync() throws(TelemetryFlowError) {
+        try lmdbCheck(mdb_env_sync(pointer, 1), "cannot sync \(path)")
+    }
+
+    /// Runs `body` in a transaction; commits a write transaction when `body` returns, aborts when it throws.
+    func withTransaction<T>(
+        write: Bool, _ body: (OpaquePointer) throws(TelemetryFlowError) -> T
+    ) throws(TelemetryFlowError) -> T {
+        var txn: OpaquePointer?
+        try lmdbCheck(
+            mdb_txn_begin(pointer, nil, write ? 0 : UInt32(MDB_RDONLY), &txn),
+            "cannot begin a \(write ? "write" : "read") transaction on \(path)")
+        guard let txn else { throw TelemetryFlowError(.storage, "mdb_txn_begin returned no transaction") }
+        let result: T
+        do throws(TelemetryFlowError) {
+            result = try body(txn)
+        } catch {
+            mdb_txn_abort(txn)
+            throw error
+        }
+        if write {
+            try lmdbCheck(mdb_txn_commit(txn), "cannot commit to \(path)")
+        } else {
+            mdb_txn_abort(txn)
+        }
+        return result
+    }
+
+    func openDatabase(_ txn: OpaquePointer, _ name: String?, create: Bool) throws(TelemetryFlowError) -> MDB_dbi {
+        var dbi: MDB_dbi = 0
+        try lmdbCheck(
+            mdb_dbi_open(txn, name, create ? UInt32(MDB_CREATE) : 0, &dbi),
+            "cannot open database \(name ?? "main") in \(path)")
+        return dbi
+    }
+}
+
+extension MDB_val {
+    /// The bytes this value points at (valid only inside its transaction).
+    var raw: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: mv_data, count: mv_size) }
+}
+
+/// Calls `body` with an `MDB_val` over `bytes`.
+func withVal<T>(_ bytes: [UInt8], _ body: (inout MDB_val) throws(TelemetryFlowError) -> T) throws(TelemetryFlowError) -> T {
+    var copy = bytes
+    let result = copy.withUnsafeMutableBytes { raw -> Result<T, TelemetryFlowError> in
+        var val = MDB_val(mv_size: raw.count, mv_data: raw.baseAddress)
+        do throws(TelemetryFlowError) { return .success(try body(&val)) } catch { return .failure(error) }
+    }
+    return try result.get()
+}
+
+/// Big-endian 8-byte keys sort numerically under LMDB's default byte comparison.
+func sequenceKey(_ seq: UInt64) -> [UInt8] {
+    withUnsafeBytes(of: seq.bigEndian) { Array($0) }
+}
+
+func sequence(fromKey raw: UnsafeRawBufferPointer) -> UInt64? {
+    guard raw.count == 8 else { return nil }
+    return UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self))
+}

@@ -1,0 +1,146 @@
+import TelemetryFlowCore
+
+/// The bounded multi-producer queue between callers and the writer thread.
+///
+/// Producers encode their record straight into the shared byte buffer while holding the lock (a few tens of
+/// nanoseconds), and receive the next sequence number. The writer swaps the whole buffer for an empty one,
+/// so memory stays bounded by twice ``LogConfiguration/queueCapacityBytes`` whatever the backlog on disk.
+final class AppendQueue: @unchecked Sendable {
+    private static let writerCondition = 0
+    private static let spaceCondition = 1
+
+    private let monitor = Monitor(conditions: 2)
+    private let capacity: Int
+    private let maxRecord: Int
+    private let policy: QueuePolicy
+    private let blockNanos: UInt64
+
+    // Guarded by `monitor`.
+    private var buffer: [UInt8]
+    private var count = 0
+    private var nextSequence: UInt64
+    private var operations: [WriterOperation] = []
+    private var writerWaiting = false
+    private var stopping = false
+
+    init(configuration: LogConfiguration, nextSequence: UInt64) {
+        capacity = configuration.queueCapacityBytes
+        maxRecord = configuration.maxRecordBytes
+        policy = configuration.queuePolicy
+        blockNanos = UInt64(configuration.blockTimeoutMilliseconds) * 1_000_000
+        buffer = []
+        buffer.reserveCapacity(capacity + configuration.maxRecordBytes)
+        self.nextSequence = nextSequence
+    }
+
+    /// The sequence the next appended event will get, minus one: everything up to it has been queued.
+    var lastQueuedSequence: UInt64 {
+        monitor.lock()
+        defer { monitor.unlock() }
+        return nextSequence - 1
+    }
+
+    /// Encodes one record into the queue.
+    ///
+    /// - Parameter stalledByQuota: tells, when the wait runs out, whether the writer was held by the quota.
+    func append(_ encode: (inout [UInt8]) -> Void, stalledByQuota: () -> Bool) -> AppendOutcome {
+        monitor.lock()
+        var deadline: UInt64 = 0
+        while true {
+            if stopping {
+                monitor.unlock()
+                return .dropped(.closed)
+            }
+            let start = buffer.count
+            encode(&buffer)
+            let size = buffer.count - start
+            if size > maxRecord {
+                buffer.removeSubrange(start...)
+                monitor.unlock()
+                return .dropped(.tooLarge)
+            }
+            if buffer.count <= capacity || count == 0 {
+                count += 1
+                let sequence = nextSequence
+                nextSequence += 1
+                let wake = writerWaiting
+                monitor.unlock()
+                if wake { monitor.signal(Self.writerCondition) }
+                return .appended(sequence: sequence)
+            }
+            buffer.removeSubrange(start...)
+            if policy == .dropNewest {
+                monitor.unlock()
+                return .dropped(stalledByQuota() ? .quotaBlockTimeout : .queueFull)
+            }
+            let now = monotonicNanos()
+            if deadline == 0 { deadline = now + blockNanos }
+            if now >= deadline || !monitor.wait(Self.spaceCondition, until: deadline) && monotonicNanos() >= deadline {
+                monitor.unlock()
+                return .dropped(stalledByQuota() ? .quotaBlockTimeout : .queueFull)
+            }
+        }
+    }
+
+    /// Queues an operation for the writer thread.
+    func submit(_ operation: WriterOperation) -> Bool {
+        monitor.lock()
+        guard !stopping else {
+            monitor.unlock()
+            return false
+        }
+        operations.append(operation)
+        monitor.unlock()
+        monitor.signal(Self.writerCondition)
+        return true
+    }
+
+    struct Work {
+        var firstSequence: UInt64
+        var count: Int
+        var operations: [WriterOperation]
+        var stopping: Bool
+    }
+
+    /// Writer side: waits until there are records or operations (or `deadline`), then swaps the record buffer
+    /// into `spare` (which must be empty) when `takeRecords` is true.
+    func take(into spare: inout [UInt8], takeRecords: Bool, until deadline: UInt64) -> Work {
+        monitor.lock()
+        while (count == 0 || !takeRecords) && operations.isEmpty && !stopping {
+            writerWaiting = true
+            let signalled = monitor.wait(Self.writerCondition, until: deadline)
+            writerWaiting = false
+            if !signalled && monotonicNanos() >= deadline { break }
+        }
+        var work = Work(firstSequence: nextSequence - UInt64(count), count: 0, operations: [], stopping: stopping)
+        if takeRecords && count > 0 {
+            swap(&buffer, &spare)
+            work.count = count
+            count = 0
+        }
+        swap(&work.operations, &operations)
+        let freed = work.count > 0
+        monitor.unlock()
+        if freed { monitor.broadcast(Self.spaceCondition) }
+        return work
+    }
+
+    /// Stops accepting records and operations; the writer drains what is queued.
+    func stop() {
+        monitor.lock()
+        stopping = true
+        monitor.unlock()
+        monitor.broadcast(Self.writerCondition)
+        monitor.broadcast(Self.spaceCondition)
+    }
+}
+
+/// Work other than records that only the writer thread may do (every LMDB write happens there).
+enum WriterOperation: Sendable {
+    /// Set (or with nil delete) cursors, then call `done` once the change is committed.
+    case setCursors([String: UInt64?], done: @Sendable (TelemetryFlowError?) -> Void)
+    /// Remember damaged sequences found by a reader.
+    case quarantine([UInt64: String])
+    /// Wake the writer to re-check retention and quota now.
+    case collect
+}

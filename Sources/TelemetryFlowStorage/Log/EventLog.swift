@@ -1,0 +1,147 @@
+import CLMDB
+import Synchronization
+public import TelemetryFlowCore
+
+/// The durable, segmented, LMDB-backed event log.
+///
+/// Every telemetry call appends one record. ``append(_:timestampUnixNano:)`` encodes the event on the caller's
+/// thread into a bounded in-memory queue and returns at once with its sequence number; one writer thread
+/// group-commits whatever is queued into the active segment. ``flush()`` returns once everything appended
+/// before it is committed (and, with ``Durability/always``, synced). Consumers read after their own named,
+/// durable cursor and advance it when the events were handled; segments behind every cursor and the
+/// retention window are deleted whole.
+///
+/// One process writes a log at a time (an exclusive lock file enforces it). Reopening after a crash restores
+/// every committed event and every cursor; damaged records are skipped and counted, never fatal.
+public final class EventLog: Sendable {
+    let engine: LogEngine
+
+    /// The configuration the log was opened with.
+    public var configuration: LogConfiguration { engine.configuration }
+
+    /// What recovery found when the log was opened.
+    public var recoveryReport: RecoveryReport { engine.recoveryReport }
+
+    /// Opens the log in `configuration.directory`, creating it when the directory is empty or missing, and
+    /// recovering it when it was not closed cleanly.
+    ///
+    /// - Throws: ``TelemetryFlowError/Code/invalidConfiguration`` for an invalid configuration;
+    ///   ``TelemetryFlowError/Code/notALog`` when the directory holds other files;
+    ///   ``TelemetryFlowError/Code/unsupportedFormatVersion`` when a newer build wrote it;
+    ///   ``TelemetryFlowError/Code/logLocked`` when another process has it open; ``TelemetryFlowError/Code/storage``
+    ///   or ``TelemetryFlowError/Code/io`` when the files cannot be opened.
+    public init(_ configuration: LogConfiguration) throws {
+        try configuration.validate()
+        engine = try LogEngine(configuration: configuration)
+        engine.start()
+    }
+
+    deinit { engine.close() }
+
+    // MARK: Recording
+
+    /// Queues one event; never waits for disk (it waits for queue space only under ``QueuePolicy/block``).
+    ///
+    /// - Returns: the event's sequence number, or the reason it was dropped (the drop is counted).
+    @discardableResult
+    public func append(_ event: TelemetryEvent, timestampUnixNano: UInt64) -> AppendOutcome {
+        engine.append { EventCodec.encode(event, timestampUnixNano: timestampUnixNano, into: &$0) }
+    }
+
+    /// Returns once every event appended before the call is committed (and synced under ``Durability/always``)
+    /// or was dropped and counted.
+    ///
+    /// - Returns: the highest sequence that is now durable.
+    /// - Throws: ``TelemetryFlowError/Code/closed`` when the log closes first.
+    @discardableResult
+    public func flush() async throws -> UInt64 {
+        try await engine.flush()
+    }
+
+    /// Commits what is queued, syncs, and closes the log. Blocks until the writer thread has finished.
+    /// Later appends are dropped with ``DropReason/closed``. Calling it twice is harmless.
+    public func close() { engine.close() }
+
+    // MARK: Reading
+
+    /// Reads up to `maxCount` events (and about `maxBytes`) with sequences after `position`.
+    ///
+    /// Damaged records are skipped and counted; ``EventBatch/endSequence`` tells where to advance past them.
+    /// Safe to call from any thread, concurrently with appends.
+    public func read(after position: UInt64, maxCount: Int = 1024, maxBytes: Int = 4 << 20) throws -> EventBatch {
+        try engine.read(after: position, maxCount: maxCount, maxBytes: maxBytes)
+    }
+
+    // MARK: Cursors
+
+    /// Where a new cursor starts.
+    public enum CursorStart: Sendable {
+        /// Before the first retained event: the consumer receives everything still stored.
+        case beginning
+        /// After the last queued event: the consumer receives only what comes next.
+        case end
+    }
+
+    /// All cursors and the sequence each has consumed up to.
+    public var cursors: [String: UInt64] { engine.cursorState.withLock { $0 } }
+
+    /// The position of cursor `name`, or nil when there is no such cursor.
+    public func cursor(_ name: String) -> UInt64? { engine.cursorState.withLock { $0[name] } }
+
+    /// Creates cursor `name` if it does not exist yet, durably, and returns its position.
+    public func registerCursor(_ name: String, startingAt start: CursorStart = .beginning) async throws -> UInt64 {
+        if let existing = cursor(name) { return existing }
+        let position: UInt64
+        switch start {
+        case .beginning: position = (engine.firstRetainedSequence ?? (engine.processedSequence + 1)) - 1
+        case .end: position = engine.queue.lastQueuedSequence
+        }
+        try await engine.setCursors([name: position], validate: true)
+        return position
+    }
+
+    /// Moves cursor `name` to `position` (creating it), durably. Moving forward acknowledges events; moving back
+    /// replays them, as far back as the log still retains.
+    ///
+    /// - Throws: ``TelemetryFlowError/Code/invalidArgument`` for an empty or over-long name, a position after
+    ///   the last committed event, or one before the first retained event.
+    public func setCursor(_ name: String, to position: UInt64) async throws {
+        try await engine.setCursors([name: position], validate: true)
+    }
+
+    /// Deletes cursor `name`; segments it alone was holding become eligible for deletion.
+    public func removeCursor(_ name: String) async throws {
+        try await engine.setCursors([name: nil], validate: false)
+    }
+
+    /// Moves cursor `name` back to the first retained event at or after `timestampUnixNano`, for replay.
+    /// Returns the new position.
+    public func rewindCursor(_ name: String, toTime timestampUnixNano: UInt64) async throws -> UInt64 {
+        let position = try engine.position(beforeTimestamp: timestampUnixNano)
+        try await engine.setCursors([name: position], validate: true)
+        return position
+    }
+
+    // MARK: Status
+
+    /// A snapshot of counters, extent and cursors.
+    public var statistics: LogStatistics { engine.statistics() }
+}
+
+/// What opening the log found and did.
+public struct RecoveryReport: Sendable, Hashable {
+    /// Whether the log was created by this open.
+    public var created = false
+    /// Stale reader slots of dead processes cleared by `mdb_reader_check`.
+    public var staleReadersCleared = 0
+    /// Records at the tail whose checksum was verified.
+    public var verifiedRecords = 0
+    /// Damaged records found and quarantined by this open.
+    public var corruptedRecords: UInt64 = 0
+    /// Segments that could not be opened safely and were rebuilt from their intact records.
+    public var salvagedSegments: [String] = []
+    /// Files left by an interrupted segment creation or deletion and removed.
+    public var removedOrphans: [String] = []
+    /// The last committed sequence found.
+    public var lastSequence: UInt64 = 0
+}

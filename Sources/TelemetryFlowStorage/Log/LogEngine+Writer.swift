@@ -1,0 +1,366 @@
+import CLMDB
+import Glibc
+import Synchronization
+import TelemetryFlowCore
+
+/// A segment as the writer thread tracks it.
+struct SegmentState {
+    var record: SegmentRecord
+    let segment: Segment
+}
+
+/// State only the writer thread touches.
+struct WriterState {
+    var segments: [SegmentState]
+    /// The highest sequence committed or dropped by the writer.
+    var committed: UInt64
+    /// The buffer swapped with the queue's; holds the records being committed.
+    var spare: [UInt8]
+    var pending: Pending?
+    var lastSync: UInt64
+    var lastCollect: UInt64
+    var lastCounterPersist: UInt64
+    var countersDirty = false
+
+    struct Pending {
+        var offset: Int
+        var firstSequence: UInt64
+        var count: Int
+        var since: UInt64
+    }
+
+    init(segments: [SegmentState], committed: UInt64, spare: [UInt8], now: UInt64) {
+        self.segments = segments
+        self.committed = committed
+        self.spare = spare
+        lastSync = now
+        lastCollect = now
+        lastCounterPersist = now
+    }
+
+    var sealedBytes: UInt64 { segments.dropLast().reduce(0) { $0 + $1.record.bytes } }
+    var totalBytes: UInt64 { sealedBytes + (segments.last?.segment.env.usedBytes ?? 0) }
+}
+
+extension LogEngine {
+    private var blockNanos: UInt64 { UInt64(configuration.blockTimeoutMilliseconds) * 1_000_000 }
+
+    func writerMain() {
+        while true {
+            let now = monotonicNanos()
+            var deadline = now + 1_000_000_000
+            if case .interval(let ms) = configuration.durability { deadline = min(deadline, writer.lastSync + UInt64(ms) * 1_000_000) }
+            if writer.pending != nil { deadline = min(deadline, now + 20_000_000) }
+            let canTake = writer.pending == nil
+            if canTake { writer.spare.removeAll(keepingCapacity: true) }
+            let work = queue.take(into: &writer.spare, takeRecords: canTake, until: deadline)
+            if !work.operations.isEmpty { apply(work.operations) }
+            if work.count > 0 {
+                writer.pending = .init(offset: 0, firstSequence: work.firstSequence, count: work.count, since: monotonicNanos())
+            }
+            if writer.pending != nil { commitPending() }
+            periodic(force: false)
+            if work.stopping {
+                if writer.pending == nil && work.count == 0 && work.operations.isEmpty { break }
+                if writer.pending != nil { usleep(2_000) }
+            }
+        }
+        periodic(force: true)
+        let active = writer.segments.last?.segment
+        try? active?.env.sync()
+        try? meta.env.sync()
+    }
+
+    // MARK: Committing
+
+    /// Record sizes of the pending batch, in order.
+    private func pendingSizes(_ pending: WriterState.Pending) -> [Int] {
+        var sizes: [Int] = []
+        sizes.reserveCapacity(pending.count)
+        writer.spare.withUnsafeBytes { raw in
+            var offset = pending.offset
+            for _ in 0..<pending.count {
+                let payload = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
+                let size = payload + EventCodec.overhead
+                sizes.append(size)
+                offset += size
+            }
+        }
+        return sizes
+    }
+
+    private func commitPending() {
+        guard var pending = writer.pending else { return }
+        let sizes = pendingSizes(pending)
+        // LMDB stores a node header and the key beside each value.
+        let perRecordOverhead = 16
+        func fitting() -> Int {
+            let used = writer.totalBytes
+            guard configuration.quotaBytes > used else { return 0 }
+            var room = configuration.quotaBytes - used
+            var n = 0
+            for size in sizes {
+                let cost = UInt64(size + perRecordOverhead)
+                guard cost <= room else { break }
+                room -= cost
+                n += 1
+            }
+            return n
+        }
+        if let active = writer.segments.last, active.segment.env.usedBytes >= UInt64(configuration.segmentSize) {
+            roll(firstSequence: pending.firstSequence)
+        }
+        var fit = fitting()
+        if fit < pending.count && configuration.quotaPolicy == .dropOldest {
+            while fit < pending.count && dropOldestSegment() { fit = fitting() }
+        }
+        if fit > 0 {
+            let bytes = sizes[0..<fit].reduce(0, +)
+            do {
+                try writeRecords(offset: pending.offset, firstSequence: pending.firstSequence, count: fit)
+            } catch {
+                lastError.withLock { $0 = error.description }
+                if monotonicNanos() - pending.since >= blockNanos {
+                    dropPending(pending.count, reason: .storageError)
+                }
+                return
+            }
+            lastError.withLock { $0 = nil }
+            committedTotal.add(UInt64(fit), ordering: .relaxed)
+            writer.countersDirty = true
+            writer.committed = pending.firstSequence + UInt64(fit) - 1
+            pending.offset += bytes
+            pending.firstSequence += UInt64(fit)
+            pending.count -= fit
+        }
+        if pending.count == 0 {
+            writer.pending = nil
+            stalledByQuota.store(false, ordering: .relaxed)
+        } else {
+            writer.pending = pending
+            stalledByQuota.store(true, ordering: .relaxed)
+            switch configuration.quotaPolicy {
+            case .dropNewest: dropPending(pending.count, reason: .quotaDropNewest)
+            case .dropOldest: dropPending(pending.count, reason: .quotaDropOldest)
+            case .block:
+                if monotonicNanos() - pending.since >= blockNanos { dropPending(pending.count, reason: .quotaBlockTimeout) }
+            }
+        }
+        diskBytes.store(writer.totalBytes, ordering: .relaxed)
+        publishProcessed(writer.committed)
+    }
+
+    private func dropPending(_ count: Int, reason: DropReason) {
+        guard let pending = writer.pending else { return }
+        countDrop(reason, UInt64(count))
+        writer.countersDirty = true
+        writer.committed = pending.firstSequence + UInt64(pending.count) - 1
+        writer.pending = nil
+        publishProcessed(writer.committed)
+    }
+
+    private func writeRecords(offset: Int, firstSequence: UInt64, count: Int) throws(TelemetryFlowError) {
+        var attempt = 0
+        while true {
+            guard let active = writer.segments.last else { throw TelemetryFlowError(.storage, "the log has no active segment") }
+            do throws(TelemetryFlowError) {
+                try putRecords(into: active.segment, offset: offset, firstSequence: firstSequence, count: count)
+                return
+            } catch let error where attempt == 0 && (error.underlying as? CResultCode)?.code == MDB_MAP_FULL {
+                attempt += 1
+                roll(firstSequence: firstSequence)
+            }
+        }
+    }
+
+    private func putRecords(into segment: Segment, offset: Int, firstSequence: UInt64, count: Int) throws(TelemetryFlowError) {
+        let dbi = segment.dbi
+        let path = segment.path
+        let env = segment.env
+        let result = writer.spare.withUnsafeMutableBytes { raw -> Result<Void, TelemetryFlowError> in
+            do throws(TelemetryFlowError) {
+            try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+                var position = offset
+                var key = UInt64(0)
+                for i in 0..<count {
+                    let payload = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: position + 12, as: UInt32.self)))
+                    let size = payload + EventCodec.overhead
+                    key = (firstSequence + UInt64(i)).bigEndian
+                    let rc = withUnsafeMutableBytes(of: &key) { keyRaw -> Int32 in
+                        var k = MDB_val(mv_size: 8, mv_data: keyRaw.baseAddress)
+                        var v = MDB_val(mv_size: size, mv_data: raw.baseAddress! + position)
+                        return mdb_put(txn, dbi, &k, &v, UInt32(MDB_APPEND))
+                    }
+                    try lmdbCheck(rc, "cannot append sequence \(firstSequence + UInt64(i)) to \(path)")
+                    position += size
+                }
+            }
+            return .success(())
+            } catch { return .failure(error) }
+        }
+        try result.get()
+    }
+
+    // MARK: Segments
+
+    /// Seals the active segment and starts a new one whose sequences begin at `firstSequence`.
+    private func roll(firstSequence: UInt64) {
+        guard var active = writer.segments.last else { return }
+        if configuration.durability != .always { try? active.segment.env.sync() }
+        active.record.lastSequence = max(writer.committed, active.record.firstSequence)
+        active.record.sealedAtNanos = wallClockNanos()
+        active.record.bytes = active.segment.env.usedBytes
+        let next = SegmentRecord(id: active.record.id + 1, firstSequence: firstSequence)
+        do {
+            let counters = counterSnapshot()
+            try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+                try meta.putSegment(txn, active.record)
+                try meta.putSegment(txn, next)
+                try meta.putCounters(txn, counters)
+            }
+            let segment = try Segment(directory: directory, id: next.id, firstSequence: firstSequence, configuration: configuration)
+            writer.segments[writer.segments.count - 1] = active
+            writer.segments.append(SegmentState(record: next, segment: segment))
+            publishSegments()
+        } catch {
+            lastError.withLock { $0 = "cannot start a new segment: \(error)" }
+        }
+    }
+
+    private func publishSegments() {
+        let list = writer.segments.map(\.segment)
+        segmentList.withLock { $0 = list }
+        diskBytes.store(writer.totalBytes, ordering: .relaxed)
+    }
+
+    /// Deletes the oldest segment for the quota, counting what consumers had not read. Seals the active
+    /// segment first when it is the only one. Returns false when nothing could be freed.
+    private func dropOldestSegment() -> Bool {
+        if writer.segments.count == 1 {
+            guard let active = writer.segments.last, active.segment.env.usedBytes > 0, writer.committed >= active.record.firstSequence else {
+                return false
+            }
+            roll(firstSequence: writer.pending?.firstSequence ?? writer.committed + 1)
+            guard writer.segments.count > 1 else { return false }
+        }
+        let oldest = writer.segments[0].record
+        let lost = oldest.lastSequence >= oldest.firstSequence ? oldest.lastSequence - oldest.firstSequence + 1 : 0
+        countDrop(.quotaDropOldest, lost)
+        let cursors = cursorState.withLock { $0 }
+        droppedPerCursor.withLock { perCursor in
+            for (name, position) in cursors where position < oldest.lastSequence {
+                perCursor[name, default: 0] += oldest.lastSequence - max(position, oldest.firstSequence - 1)
+            }
+        }
+        return deleteOldestSegment()
+    }
+
+    /// Removes `writer.segments[0]`: first from the metadata, then its files.
+    @discardableResult
+    private func deleteOldestSegment() -> Bool {
+        let oldest = writer.segments[0]
+        do {
+            let counters = counterSnapshot()
+            try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+                try meta.deleteSegment(txn, id: oldest.record.id)
+                try meta.putCounters(txn, counters)
+            }
+        } catch {
+            lastError.withLock { $0 = "cannot delete segment \(oldest.segment.path): \(error)" }
+            return false
+        }
+        oldest.segment.removeFiles()
+        writer.segments.removeFirst()
+        publishSegments()
+        return true
+    }
+
+    /// Deletes sealed segments that every cursor and the retention window have passed. With no cursor at all,
+    /// nothing is consumed, so nothing is deleted here (the quota policy still applies).
+    private func collectGarbage() {
+        let cursors = cursorState.withLock { $0 }
+        guard let slowest = cursors.values.min() else { return }
+        let retention = UInt64(configuration.retentionSeconds * 1e9)
+        let now = wallClockNanos()
+        var freed = false
+        while writer.segments.count > 1 {
+            let oldest = writer.segments[0].record
+            guard oldest.lastSequence <= slowest, now >= oldest.sealedAtNanos &+ retention else { break }
+            guard deleteOldestSegment() else { break }
+            freed = true
+        }
+        if freed && writer.totalBytes < configuration.quotaBytes { stalledByQuota.store(false, ordering: .relaxed) }
+    }
+
+    // MARK: Operations and housekeeping
+
+    private func apply(_ operations: [WriterOperation]) {
+        for operation in operations {
+            switch operation {
+            case .setCursors(let changes, let done):
+                do {
+                    let counters = counterSnapshot()
+                    try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+                        for (name, position) in changes {
+                            if let position {
+                                try meta.put(txn, meta.cursors, Array(name.utf8), MetadataStore.u64(position))
+                            } else {
+                                try meta.delete(txn, meta.cursors, Array(name.utf8))
+                            }
+                        }
+                        try meta.putCounters(txn, counters)
+                    }
+                    cursorState.withLock { state in
+                        for (name, position) in changes { state[name] = position }
+                    }
+                    done(nil)
+                } catch {
+                    done(error)
+                }
+                collectGarbage()
+            case .quarantine(let found):
+                let counters = counterSnapshot()
+                try? meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+                    for (sequence, reason) in found {
+                        try meta.put(txn, meta.quarantine, MetadataStore.u64(sequence), Array(reason.utf8.prefix(512)))
+                    }
+                    try meta.putCounters(txn, counters)
+                }
+            case .collect:
+                collectGarbage()
+            }
+        }
+    }
+
+    private func periodic(force: Bool) {
+        let now = monotonicNanos()
+        if case .interval(let ms) = configuration.durability, force || now - writer.lastSync >= UInt64(ms) * 1_000_000 {
+            try? writer.segments.last?.segment.env.sync()
+            try? meta.env.sync()
+            writer.lastSync = now
+        }
+        if force || now - writer.lastCollect >= 1_000_000_000 {
+            collectGarbage()
+            writer.lastCollect = now
+        }
+        if force || (writer.countersDirty && now - writer.lastCounterPersist >= 1_000_000_000) {
+            let counters = counterSnapshot()
+            try? meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try meta.putCounters(txn, counters) }
+            writer.countersDirty = false
+            writer.lastCounterPersist = now
+        }
+    }
+
+    /// Counters as persisted in the metadata environment.
+    func counterSnapshot() -> [String: UInt64] {
+        var values: [String: UInt64] = [
+            "committed": committedTotal.load(ordering: .relaxed),
+            "corrupted": corruptedTotal.load(ordering: .relaxed),
+            "high_water": max(writer.committed, queue.lastQueuedSequence),
+        ]
+        let dropCounts = drops.withLock { $0 }
+        for reason in DropReason.allCases { values["dropped." + reason.name] = dropCounts[reason.index] }
+        for (name, value) in droppedPerCursor.withLock({ $0 }) { values["cursor_dropped." + name] = value }
+        return values
+    }
+}

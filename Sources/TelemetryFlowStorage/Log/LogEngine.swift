@@ -1,0 +1,293 @@
+import CLMDB
+import Glibc
+import Synchronization
+import TelemetryFlowCore
+
+/// The shared state behind ``EventLog``: the queue, the segment list, cursors, counters and the writer thread.
+/// (The public class wraps it so that the writer thread, which holds the engine, does not keep the log alive.)
+final class LogEngine: @unchecked Sendable {
+    let configuration: LogConfiguration
+    let directory: String
+    let meta: MetadataStore
+    let fileLock: FileLock
+    let queue: AppendQueue
+    var recoveryReport = RecoveryReport()
+
+    /// The segments readers may open, oldest first. Replaced (never mutated in place) by the writer.
+    let segmentList: Mutex<[Segment]>
+    let cursorState: Mutex<[String: UInt64]>
+    let quarantined: Mutex<Set<UInt64>>
+    let flushState = Mutex<FlushState>(FlushState())
+    let stalledByQuota = Atomic<Bool>(false)
+    let closed = Atomic<Bool>(false)
+    let committedTotal: Atomic<UInt64>
+    let corruptedTotal: Atomic<UInt64>
+    let diskBytes = Atomic<UInt64>(0)
+    let drops: Mutex<[UInt64]>
+    let droppedPerCursor: Mutex<[String: UInt64]>
+    let lastError = Mutex<String?>(nil)
+    private let thread = Mutex<WriterThread?>(nil)
+
+    /// Writer-thread state: touched only by the writer thread after `start()`.
+    var writer: WriterState
+
+    struct FlushState {
+        var processed: UInt64 = 0
+        var closed = false
+        var waiters: [(target: UInt64, continuation: CheckedContinuation<UInt64, any Error>)] = []
+    }
+
+    var processedSequence: UInt64 { flushState.withLock { $0.processed } }
+
+    var firstRetainedSequence: UInt64? {
+        let segments = segmentList.withLock { $0 }
+        guard let first = segments.first else { return nil }
+        return first.firstSequence
+    }
+
+    init(configuration: LogConfiguration) throws {
+        self.configuration = configuration
+        directory = configuration.directory.hasSuffix("/") && configuration.directory.count > 1
+            ? String(configuration.directory.dropLast()) : configuration.directory
+        try PosixFile.makeDirectories(directory)
+        let recovered = try LogRecovery.open(directory: directory, configuration: configuration)
+        meta = recovered.meta
+        fileLock = recovered.lock
+        recoveryReport = recovered.report
+        segmentList = Mutex(recovered.segments.map(\.segment))
+        cursorState = Mutex(recovered.cursors)
+        quarantined = Mutex(recovered.quarantined)
+        committedTotal = Atomic(recovered.counters["committed"] ?? 0)
+        corruptedTotal = Atomic(recovered.counters["corrupted"] ?? 0)
+        drops = Mutex(DropReason.allCases.map { recovered.counters["dropped." + $0.name] ?? 0 })
+        var perCursor: [String: UInt64] = [:]
+        for (name, value) in recovered.counters where name.hasPrefix("cursor_dropped.") {
+            perCursor[String(name.dropFirst("cursor_dropped.".count))] = value
+        }
+        droppedPerCursor = Mutex(perCursor)
+        queue = AppendQueue(configuration: configuration, nextSequence: recovered.nextSequence)
+        flushState.withLock { $0.processed = recovered.nextSequence - 1 }
+        writer = WriterState(
+            segments: recovered.segments, committed: recovered.nextSequence - 1, spare: [],
+            now: monotonicNanos())
+        writer.spare.reserveCapacity(configuration.queueCapacityBytes + configuration.maxRecordBytes)
+        diskBytes.store(writer.totalBytes, ordering: .relaxed)
+    }
+
+    func start() {
+        let engine = self
+        thread.withLock { $0 = WriterThread(name: "tflow-writer") { engine.writerMain() } }
+    }
+
+    // MARK: Producer side
+
+    @inline(__always)
+    func append(_ encode: (inout [UInt8]) -> Void) -> AppendOutcome {
+        let outcome = queue.append(encode, stalledByQuota: { stalledByQuota.load(ordering: .relaxed) })
+        if case .dropped(let reason) = outcome { countDrop(reason, 1) }
+        return outcome
+    }
+
+    func countDrop(_ reason: DropReason, _ count: UInt64) {
+        guard count > 0 else { return }
+        drops.withLock { $0[reason.index] += count }
+    }
+
+    func flush() async throws -> UInt64 {
+        let target = queue.lastQueuedSequence
+        return try await withCheckedThrowingContinuation { continuation in
+            let immediate: Result<UInt64, TelemetryFlowError>? = flushState.withLock { state in
+                if state.processed >= target { return .success(state.processed) }
+                if state.closed { return .failure(TelemetryFlowError(.closed, "the log was closed before the flush completed")) }
+                state.waiters.append((target, continuation))
+                return nil
+            }
+            if let immediate { continuation.resume(with: immediate) }
+        }
+    }
+
+    /// Called by the writer once everything up to `sequence` is committed or dropped.
+    func publishProcessed(_ sequence: UInt64) {
+        let ready: [(CheckedContinuation<UInt64, any Error>, UInt64)] = flushState.withLock { state in
+            guard sequence > state.processed else { return [] }
+            state.processed = sequence
+            var ready: [(CheckedContinuation<UInt64, any Error>, UInt64)] = []
+            state.waiters.removeAll { waiter in
+                guard waiter.target <= sequence else { return false }
+                ready.append((waiter.continuation, sequence))
+                return true
+            }
+            return ready
+        }
+        for (continuation, value) in ready { continuation.resume(returning: value) }
+    }
+
+    // MARK: Cursors
+
+    func setCursors(_ changes: [String: UInt64?], validate: Bool) async throws {
+        if validate {
+            for (name, position) in changes {
+                guard !name.isEmpty, name.utf8.count <= 200 else {
+                    throw TelemetryFlowError(.invalidArgument, "cursor name \"\(name)\" must be 1–200 bytes")
+                }
+                guard let position else { continue }
+                let last = queue.lastQueuedSequence
+                guard position <= last else {
+                    throw TelemetryFlowError(
+                        .invalidArgument, "cursor \(name) cannot move to \(position): the last appended sequence is \(last)")
+                }
+                if let first = firstRetainedSequence, position + 1 < first {
+                    throw TelemetryFlowError(
+                        .invalidArgument,
+                        "cursor \(name) cannot move to \(position): the log retains sequences from \(first) on")
+                }
+            }
+        }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let submitted = queue.submit(.setCursors(changes, done: { error in
+                if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+            }))
+            if !submitted { continuation.resume(throwing: TelemetryFlowError(.closed, "the log is closed")) }
+        }
+    }
+
+    func position(beforeTimestamp timestamp: UInt64) throws -> UInt64 {
+        // Segments are in sequence order and timestamps are nearly monotonic: scan batches from the start.
+        var position = (firstRetainedSequence ?? 1) - 1
+        while true {
+            let batch = try read(after: position, maxCount: 4096, maxBytes: 16 << 20)
+            if batch.isEmpty { return position }
+            for event in batch where event.timestampUnixNano >= timestamp { return event.sequence - 1 }
+            position = batch.endSequence
+        }
+    }
+
+    // MARK: Reading
+
+    func read(after position: UInt64, maxCount: Int, maxBytes: Int) throws -> EventBatch {
+        var batch = EventBatch(after: position)
+        let segments = segmentList.withLock { $0 }
+        guard !segments.isEmpty, maxCount > 0 else { return batch }
+        var index = 0
+        var low = 0
+        var high = segments.count - 1
+        while low <= high {
+            let mid = (low + high) / 2
+            if segments[mid].firstSequence <= position &+ 1 { index = mid; low = mid + 1 } else { high = mid - 1 }
+        }
+        var found: [UInt64: String] = [:]
+        var from = position &+ 1
+        while index < segments.count && batch.count < maxCount && batch.byteCount < maxBytes {
+            let segment = segments[index]
+            let failure: TelemetryFlowError?
+            do throws(TelemetryFlowError) {
+                try readSegment(segment, from: max(from, segment.firstSequence), into: &batch, maxCount: maxCount, maxBytes: maxBytes, damaged: &found)
+                failure = nil
+            } catch {
+                failure = error
+            }
+            if let error = failure {
+                guard error.code == .corruptedRecord else { throw error }
+                // Structural damage inside LMDB: skip the rest of this segment rather than loop on it.
+                let next = index + 1 < segments.count ? segments[index + 1].firstSequence : queue.lastQueuedSequence + 1
+                batch.endSequence = max(batch.endSequence, next - 1)
+                found[batch.endSequence] = "segment structure damaged: \(error.message)"
+                lastError.withLock { $0 = error.description }
+            }
+            index += 1
+            if index < segments.count { from = segments[index].firstSequence }
+        }
+        if !found.isEmpty { noteCorrupted(found) }
+        batch.skippedCorrupted = found.count
+        return batch
+    }
+
+    private func readSegment(
+        _ segment: Segment, from start: UInt64, into batch: inout EventBatch, maxCount: Int, maxBytes: Int,
+        damaged: inout [UInt64: String]
+    ) throws(TelemetryFlowError) {
+        let dbi = segment.dbi
+        try segment.env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in
+            var cursor: OpaquePointer?
+            try lmdbCheck(mdb_cursor_open(txn, dbi, &cursor), "cannot open a cursor on \(segment.path)")
+            defer { mdb_cursor_close(cursor) }
+            var keyBytes = start.bigEndian
+            var k = MDB_val()
+            var v = MDB_val()
+            var rc = withUnsafeMutableBytes(of: &keyBytes) { raw in
+                k = MDB_val(mv_size: 8, mv_data: raw.baseAddress)
+                return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
+            }
+            while rc == 0 {
+                guard let seq = sequence(fromKey: k.raw) else {
+                    throw TelemetryFlowError(.corruptedRecord, "a key in \(segment.path) is not a sequence")
+                }
+                let record = v.raw
+                do throws(TelemetryFlowError) {
+                    let envelope = try EventCodec.envelope(of: record)
+                    let base = batch.storage.count
+                    batch.storage.append(contentsOf: record)
+                    batch.entries.append(.init(
+                        sequence: seq, type: envelope.type, timestamp: envelope.timestampUnixNano, start: base,
+                        payloadStart: base + envelope.payload.lowerBound, payloadEnd: base + envelope.payload.upperBound,
+                        end: base + record.count))
+                } catch {
+                    damaged[seq] = error.message
+                }
+                batch.endSequence = seq
+                if batch.count >= maxCount || batch.byteCount >= maxBytes { return }
+                rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
+            }
+            if rc != MDB_NOTFOUND { try lmdbCheck(rc, "cannot read \(segment.path)") }
+        }
+    }
+
+    /// Counts newly found damaged records once each and has the writer remember them.
+    func noteCorrupted(_ found: [UInt64: String]) {
+        let fresh = quarantined.withLock { set in found.filter { set.insert($0.key).inserted } }
+        guard !fresh.isEmpty else { return }
+        corruptedTotal.add(UInt64(fresh.count), ordering: .relaxed)
+        _ = queue.submit(.quarantine(fresh))
+    }
+
+    // MARK: Status
+
+    func statistics() -> LogStatistics {
+        let segments = segmentList.withLock { $0 }
+        let dropCounts = drops.withLock { $0 }
+        var dropped: [DropReason: UInt64] = [:]
+        for reason in DropReason.allCases { dropped[reason] = dropCounts[reason.index] }
+        return LogStatistics(
+            appended: queue.lastQueuedSequence,
+            committed: committedTotal.load(ordering: .relaxed),
+            dropped: dropped,
+            corrupted: corruptedTotal.load(ordering: .relaxed),
+            firstSequence: segments.isEmpty ? nil : segments[0].firstSequence,
+            lastSequence: processedSequence,
+            segmentCount: segments.count,
+            diskBytes: diskBytes.load(ordering: .relaxed),
+            cursors: cursorState.withLock { $0 },
+            droppedPerCursor: droppedPerCursor.withLock { $0 },
+            lastError: lastError.withLock { $0 })
+    }
+
+    // MARK: Closing
+
+    func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        queue.stop()
+        let writerThread = thread.withLock { t -> WriterThread? in
+            defer { t = nil }
+            return t
+        }
+        writerThread?.join()
+        let waiters = flushState.withLock { state in
+            state.closed = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters {
+            waiter.continuation.resume(throwing: TelemetryFlowError(.closed, "the log was closed before the flush completed"))
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import Glibc
+
+/// A pthread mutex with condition variables on the monotonic clock.
+///
+/// The append queue needs what `Synchronization.Mutex` does not offer: producers and the writer thread
+/// sleeping until the other side makes progress, with bounded waits.
+final class Monitor: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let conditions: UnsafeMutablePointer<pthread_cond_t>
+    let conditionCount: Int
+
+    init(conditions count: Int) {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        conditions = .allocate(capacity: count)
+        conditionCount = count
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        for i in 0..<count { pthread_cond_init(conditions + i, &attr) }
+        pthread_condattr_destroy(&attr)
+    }
+
+    deinit {
+        for i in 0..<conditionCount { pthread_cond_destroy(conditions + i) }
+        pthread_mutex_destroy(mutex)
+        conditions.deallocate()
+        mutex.deallocate()
+    }
+
+    @inline(__always) func lock() { pthread_mutex_lock(mutex) }
+    @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
+
+    func signal(_ condition: Int) { pthread_cond_signal(conditions + condition) }
+    func broadcast(_ condition: Int) { pthread_cond_broadcast(conditions + condition) }
+
+    /// Waits on `condition` (the mutex must be held) until signalled or `deadline` (monotonic nanoseconds).
+    /// - Returns: false when the deadline passed.
+    @discardableResult
+    func wait(_ condition: Int, until deadline: UInt64) -> Bool {
+        var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        return pthread_cond_timedwait(conditions + condition, mutex, &ts) != ETIMEDOUT
+    }
+}
+
+/// Monotonic clock in nanoseconds.
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Wall clock in unix nanoseconds.
+public func wallClockNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Starts a detached-joinable pthread running `body`.
+final class WriterThread: @unchecked Sendable {
+    private var thread = pthread_t()
+
+    init(name: String, _ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        pthread_create(&thread, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+    }
+
+    func join() { pthread_join(thread, nil) }
+
+    private final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+}

@@ -1,0 +1,109 @@
+import Glibc
+import TelemetryFlowCore
+
+/// Small file-system helpers over Glibc, each throwing a ``TelemetryFlowError`` that names the path.
+enum PosixFile {
+    static func errnoError(_ what: String, _ err: Int32 = errno) -> TelemetryFlowError {
+        let text = String(cString: strerror(err))
+        return TelemetryFlowError(.io, "\(what): \(text)", underlying: CResultCode(library: "errno", code: err, text: text))
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func size(_ path: String) -> UInt64? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return UInt64(st.st_size)
+    }
+
+    /// Creates `path` and its missing parents.
+    static func makeDirectories(_ path: String) throws(TelemetryFlowError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw errnoError("cannot create directory \(current)")
+            }
+        }
+        guard isDirectory(path) else {
+            throw TelemetryFlowError(.invalidConfiguration, "log path \(path) exists and is not a directory")
+        }
+    }
+
+    static func list(_ path: String) throws(TelemetryFlowError) -> [String] {
+        guard let dir = opendir(path) else { throw errnoError("cannot list directory \(path)") }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    static func remove(_ path: String) {
+        unlink(path)
+    }
+
+    static func rename(_ from: String, _ to: String) throws(TelemetryFlowError) {
+        guard Glibc.rename(from, to) == 0 else { throw errnoError("cannot move \(from) to \(to)") }
+    }
+
+    static func read(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return out
+    }
+
+    /// Writes `bytes` to `path` through a temporary file and a rename, then syncs, so readers see all or nothing.
+    static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(TelemetryFlowError) {
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw errnoError("cannot write \(temporary)") }
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        fsync(fd)
+        close(fd)
+        guard written == bytes.count else { throw errnoError("cannot write \(temporary)") }
+        try rename(temporary, path)
+    }
+}
+
+/// An exclusive `flock` on a file, held until released or the process dies.
+final class FileLock: @unchecked Sendable {
+    private let fd: Int32
+
+    init(path: String) throws(TelemetryFlowError) {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw PosixFile.errnoError("cannot open lock file \(path)") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let err = errno
+            close(fd)
+            if err == EWOULDBLOCK {
+                throw TelemetryFlowError(
+                    .logLocked, "the log at \(path.dropLast(5)) is open in another process; one process writes a log at a time")
+            }
+            throw PosixFile.errnoError("cannot lock \(path)", err)
+        }
+        self.fd = fd
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
