@@ -1,5 +1,6 @@
 import CLMDB
 import Glibc
+import Synchronization
 import TelemetryFlowCore
 
 /// Turns an LMDB (or errno) result code into a ``TelemetryFlowError``.
@@ -21,6 +22,7 @@ func lmdbError(_ rc: Int32, _ what: String) -> TelemetryFlowError {
 final class LMDBEnvironment: @unchecked Sendable {
     let pointer: OpaquePointer
     let path: String
+    private let isOpen = Mutex(true)
 
     init(path: String, mapSize: Int, maxDatabases: UInt32, noSync: Bool, readOnly: Bool = false) throws(TelemetryFlowError) {
         var env: OpaquePointer?
@@ -44,7 +46,16 @@ final class LMDBEnvironment: @unchecked Sendable {
         self.path = path
     }
 
-    deinit { mdb_env_close(pointer) }
+    deinit { close() }
+
+    /// Closes the environment; only call once no transaction can still use it. Idempotent.
+    func close() {
+        let wasOpen = isOpen.withLock { open in
+            defer { open = false }
+            return open
+        }
+        if wasOpen { mdb_env_close(pointer) }
+    }
 
     /// Bytes of the data file in use: (last page number + 1) × page size.
     var usedBytes: UInt64 {

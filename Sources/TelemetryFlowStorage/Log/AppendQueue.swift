@@ -25,11 +25,11 @@ final class AppendQueue: @unchecked Sendable {
 
     init(configuration: LogConfiguration, nextSequence: UInt64) {
         capacity = configuration.queueCapacityBytes
-        maxRecord = configuration.maxRecordBytes
+        maxRecord = configuration.effectiveMaxRecordBytes
         policy = configuration.queuePolicy
         blockNanos = UInt64(configuration.blockTimeoutMilliseconds) * 1_000_000
         buffer = []
-        buffer.reserveCapacity(capacity + configuration.maxRecordBytes)
+        buffer.reserveCapacity(capacity + configuration.effectiveMaxRecordBytes)
         self.nextSequence = nextSequence
     }
 

@@ -105,8 +105,12 @@ public struct LogConfiguration: Sendable, Hashable {
     /// The longest a producer or a stalled batch waits under a blocking policy before the event is dropped.
     /// Default 1000 ms.
     public var blockTimeoutMilliseconds: Int = 1000
-    /// The largest single record accepted; larger events are dropped and counted. Default 4 MiB.
-    public var maxRecordBytes: Int = 4 << 20
+    /// The largest single record accepted; larger events are dropped and counted. Default (nil): the smallest
+    /// of 4 MiB, ``queueCapacityBytes`` and a quarter of ``segmentSize``.
+    public var maxRecordBytes: Int?
+
+    /// ``maxRecordBytes`` or its default.
+    public var effectiveMaxRecordBytes: Int { maxRecordBytes ?? min(4 << 20, queueCapacityBytes, segmentSize / 4) }
     /// How long sealed segments are kept after every consumer has passed them, for replay. Default 0 (delete
     /// as soon as consumed). With no consumer registered, segments are kept for this long after sealing.
     public var retentionSeconds: Double = 0
@@ -134,9 +138,10 @@ public struct LogConfiguration: Sendable, Hashable {
         guard blockTimeoutMilliseconds >= 0 else {
             throw fail("blockTimeoutMilliseconds is \(blockTimeoutMilliseconds); use 0 or more")
         }
-        guard maxRecordBytes >= 1024, maxRecordBytes <= min(queueCapacityBytes, segmentSize / 2) else {
+        let maxRecordBytes = effectiveMaxRecordBytes
+        guard maxRecordBytes >= 1024, maxRecordBytes <= min(queueCapacityBytes, segmentSize) else {
             throw fail(
-                "maxRecordBytes is \(maxRecordBytes); use 1 KiB to min(queueCapacityBytes, segmentSize / 2) = \(min(queueCapacityBytes, segmentSize / 2))")
+                "maxRecordBytes is \(maxRecordBytes); use 1 KiB to min(queueCapacityBytes, segmentSize) = \(min(queueCapacityBytes, segmentSize))")
         }
         guard retentionSeconds >= 0, retentionSeconds.isFinite else {
             throw fail("retentionSeconds is \(retentionSeconds); use 0 or a positive number of seconds")

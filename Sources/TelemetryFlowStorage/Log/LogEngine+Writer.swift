@@ -357,6 +357,7 @@ extension LogEngine {
             "committed": committedTotal.load(ordering: .relaxed),
             "corrupted": corruptedTotal.load(ordering: .relaxed),
             "high_water": max(writer.committed, queue.lastQueuedSequence),
+            "committed_through": writer.committed,
         ]
         let dropCounts = drops.withLock { $0 }
         for reason in DropReason.allCases { values["dropped." + reason.name] = dropCounts[reason.index] }

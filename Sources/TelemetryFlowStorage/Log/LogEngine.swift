@@ -9,7 +9,7 @@ final class LogEngine: @unchecked Sendable {
     let configuration: LogConfiguration
     let directory: String
     let meta: MetadataStore
-    let fileLock: FileLock
+    let fileLock: Mutex<FileLock?>
     let queue: AppendQueue
     var recoveryReport = RecoveryReport()
 
@@ -52,7 +52,7 @@ final class LogEngine: @unchecked Sendable {
         try PosixFile.makeDirectories(directory)
         let recovered = try LogRecovery.open(directory: directory, configuration: configuration)
         meta = recovered.meta
-        fileLock = recovered.lock
+        fileLock = Mutex(recovered.lock)
         recoveryReport = recovered.report
         segmentList = Mutex(recovered.segments.map(\.segment))
         cursorState = Mutex(recovered.cursors)
@@ -70,7 +70,7 @@ final class LogEngine: @unchecked Sendable {
         writer = WriterState(
             segments: recovered.segments, committed: recovered.nextSequence - 1, spare: [],
             now: monotonicNanos())
-        writer.spare.reserveCapacity(configuration.queueCapacityBytes + configuration.maxRecordBytes)
+        writer.spare.reserveCapacity(configuration.queueCapacityBytes + configuration.effectiveMaxRecordBytes)
         diskBytes.store(writer.totalBytes, ordering: .relaxed)
     }
 
@@ -165,6 +165,7 @@ final class LogEngine: @unchecked Sendable {
     // MARK: Reading
 
     func read(after position: UInt64, maxCount: Int, maxBytes: Int) throws -> EventBatch {
+        guard !closed.load(ordering: .relaxed) else { throw TelemetryFlowError(.closed, "the log is closed") }
         var batch = EventBatch(after: position)
         let segments = segmentList.withLock { $0 }
         guard !segments.isEmpty, maxCount > 0 else { return batch }
@@ -281,6 +282,12 @@ final class LogEngine: @unchecked Sendable {
             return t
         }
         writerThread?.join()
+        // Release the files so the log can be reopened, here or by another process. Readers still inside a
+        // segment keep its environment open until they finish.
+        writer.segments = []
+        segmentList.withLock { $0 = [] }
+        meta.env.close()
+        fileLock.withLock { $0 = nil }
         let waiters = flushState.withLock { state in
             state.closed = true
             defer { state.waiters = [] }

@@ -117,7 +117,15 @@ enum LogRecovery {
             let segment = try Segment(directory: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
             segments.append(SegmentState(record: record, segment: segment))
         } else if let active = segments.last {
-            if let last = try active.segment.lastSequence() { nextSequence = max(nextSequence, last + 1) }
+            if let last = try active.segment.lastSequence() {
+                nextSequence = max(nextSequence, last + 1)
+                // Commits after the counters were last persisted (the process stopped without closing).
+                let through = counters["committed_through"] ?? 0
+                if last > through {
+                    counters["committed", default: 0] += last - through
+                    counters["committed_through"] = last
+                }
+            }
             nextSequence = max(nextSequence, active.record.firstSequence)
             // Verify the tail: the records most likely to have been written when a process stopped.
             let tail = try verifyTail(segments, count: configuration.tailVerificationCount)

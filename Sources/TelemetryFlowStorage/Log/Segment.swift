@@ -37,7 +37,7 @@ final class Segment: Sendable {
     }
 
     static func mapSize(_ configuration: LogConfiguration) -> Int {
-        configuration.segmentSize + 4 * (configuration.queueCapacityBytes + configuration.maxRecordBytes) + (32 << 20)
+        configuration.segmentSize + 4 * (configuration.queueCapacityBytes + configuration.effectiveMaxRecordBytes) + (32 << 20)
     }
 
     var path: String { env.path }

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import TelemetryFlowCore
+import TelemetryFlowStorage
+
+/// Appends as fast as it can and prints every sequence that `flush()` acknowledged.
+///
+/// The crash test runs it as a child process and kills it with SIGKILL at random moments: every sequence
+/// printed after "acked" must be in the log when it is reopened.
+struct Stress: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Append events as fast as possible, printing each flush-acknowledged sequence (for crash tests).")
+
+    @OptionGroup var log: LogOptions
+
+    @Option(help: "Events between flushes.")
+    var flushEvery: Int = 500
+
+    @Option(help: "Stop after this many events (0: run until killed).")
+    var count: Int = 0
+
+    func run() async throws {
+        let configuration = try log.configuration()
+        let eventLog = try EventLog(configuration)
+        let scope = InstrumentationScope(name: "stress")
+        var appended = 0
+        print("opened last=\(eventLog.recoveryReport.lastSequence)")
+        fflush(nil)
+        while count == 0 || appended < count {
+            for _ in 0..<flushEvery {
+                let n = Int64(appended)
+                let event: TelemetryEvent = n % 2 == 0
+                    ? .measurement(MetricMeasurement(kind: .counter, name: "stress.ops", scope: scope, attributes: ["n": .int(n)], value: .int(n)))
+                    : .log(LogRecordData(timeUnixNano: UInt64(n), severity: .info, body: .string("stress record \(n)"), attributes: ["n": .int(n)]), scope: scope)
+                guard eventLog.append(event, timestampUnixNano: UInt64(n)).sequence != nil else {
+                    throw ValidationError("append was dropped: \(eventLog.statistics.dropped)")
+                }
+                appended += 1
+            }
+            let durable = try await eventLog.flush()
+            print("acked \(durable)")
+            fflush(nil)
+        }
+        eventLog.close()
+    }
+}

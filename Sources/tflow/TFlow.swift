@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import TelemetryFlowCore
+import TelemetryFlowStorage
+
+@main
+struct TFlow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tflow",
+        abstract: "Inspect, load and demonstrate TelemetryFlow event logs.",
+        subcommands: [Demo.self, Inspect.self, Stress.self]
+    )
+}
+
+/// Options shared by the commands that open a log.
+struct LogOptions: ParsableArguments {
+    @Option(help: "Directory of the log.")
+    var dir: String
+
+    @Option(help: "Durability: always, never, interval or interval(<ms>).")
+    var durability: String = "interval(1000)"
+
+    @Option(help: "Segment size in bytes.")
+    var segmentSize: Int = 64 << 20
+
+    @Option(help: "Disk quota in bytes.")
+    var quota: UInt64 = 1 << 30
+
+    func configuration() throws -> LogConfiguration {
+        var configuration = LogConfiguration(directory: dir)
+        configuration.durability = try Durability(parsing: durability)
+        configuration.segmentSize = segmentSize
+        configuration.quotaBytes = quota
+        try configuration.validate()
+        return configuration
+    }
+}
+
+func describe(_ statistics: LogStatistics) -> String {
+    var lines = [
+        "  appended:   \(statistics.appended)",
+        "  committed:  \(statistics.committed)",
+        "  dropped:    \(statistics.droppedTotal)" + (statistics.droppedTotal == 0 ? "" : " " + statistics.dropped.filter { $0.value > 0 }.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")),
+        "  corrupted:  \(statistics.corrupted)",
+        "  sequences:  \(statistics.firstSequence.map(String.init) ?? "-") … \(statistics.lastSequence)",
+        "  segments:   \(statistics.segmentCount) (\(statistics.diskBytes) bytes on disk)",
+    ]
+    for (name, position) in statistics.cursors.sorted(by: { $0.key < $1.key }) { lines.append("  cursor \(name): \(position)") }
+    if let error = statistics.lastError { lines.append("  last error: \(error)") }
+    return lines.joined(separator: "\n")
+}
+
+/// Counts the stored events by type and returns a few decoded samples.
+func summarize(_ log: EventLog, samples: Int) throws -> (counts: [String: Int], samples: [String], total: Int) {
+    var counts: [String: Int] = [:]
+    var shown: [String] = []
+    var position: UInt64 = 0
+    var total = 0
+    while true {
+        let batch = try log.read(after: position, maxCount: 4096)
+        if batch.isEmpty && batch.endSequence == position { break }
+        for event in batch {
+            counts[event.type.description, default: 0] += 1
+            total += 1
+            if shown.count < samples { shown.append("  #\(event.sequence) \(render(try event.decode()))") }
+        }
+        position = batch.endSequence
+    }
+    return (counts, shown, total)
+}
+
+func render(_ event: TelemetryEvent) -> String {
+    switch event {
+    case .measurement(let m):
+        return "\(m.kind) \(m.name)=\(m.value)\(m.unit.isEmpty ? "" : " \(m.unit)") \(m.attributes.map { "\($0.key)=\($0.value)" })"
+    case .log(let record, _):
+        return "log \(record.severity) \"\(record.body?.description ?? "")\"" + (record.traceID.isValid ? " trace=\(record.traceID)" : "")
+    case .spanStarted(let span, _):
+        return "span started \(span.name) trace=\(span.traceID) span=\(span.spanID)"
+    case .spanEventAdded(_, let spanID, let event):
+        return "span event \(event.name) on \(spanID)"
+    case .spanEnded(let span, _):
+        let ms = Double(span.endTimeUnixNano &- span.startTimeUnixNano) / 1e6
+        return "span ended \(span.name) status=\(span.status.code) events=\(span.events.count) links=\(span.links.count) \(String(format: "%.2f", ms)) ms"
+    case .custom(let record):
+        return "custom \(record.signal).\(record.name) \(record.body.count) bytes"
+    case .lifecycle(let event):
+        return "lifecycle \(event.kind)"
+    }
+}
