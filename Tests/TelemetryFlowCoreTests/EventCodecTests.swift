@@ -1,0 +1,178 @@
+import Testing
+@testable import TelemetryFlowCore
+
+@Suite struct EventCodecTests {
+    static let scope = InstrumentationScope(name: "codec-tests", version: "1.2.3")
+    static let hugeString = String(repeating: "x", count: 1 << 20)
+
+    static var edgeAttributes: Attributes {
+        [
+            "empty": "", "unicode": "héllo wörld — 日本語 🚀", "nan": .double(.nan), "inf": .double(.infinity),
+            "-inf": .double(-.infinity), "zero": .double(0), "negzero": .double(-0.0), "min": .int(.min),
+            "max": .int(.max), "false": false, "true": true, "bytes": .bytes([0, 1, 255]), "nobytes": .bytes([]),
+            "strings": .stringArray(["a", "", "ü"]), "bools": .boolArray([true, false]), "ints": .intArray([0, -1, .max]),
+            "doubles": .doubleArray([.nan, 1.5, -.infinity]), "huge": .string(hugeString),
+        ]
+    }
+
+    static var span: SpanData {
+        SpanData(
+            traceID: TraceID(high: 0x0102_0304_0506_0708, low: 0x090A_0B0C_0D0E_0F10), spanID: SpanID(0x1112_1314_1516_1718),
+            parentSpanID: SpanID(0x2122_2324_2526_2728), traceState: "vendor=1", flags: 1, name: "GET /ü",
+            kind: .server, startTimeUnixNano: 1_700_000_000_000_000_000, endTimeUnixNano: 1_700_000_000_500_000_000,
+            attributes: ["http.route": "/x", "retries": .int(3), "ratio": .double(0.25)], droppedAttributesCount: 2,
+            events: [SpanEvent(name: "cache.miss", timeUnixNano: 1_700_000_000_100_000_000, attributes: ["key": "k"], droppedAttributesCount: 1)],
+            droppedEventsCount: 4,
+            links: [SpanLink(traceID: .random(), spanID: .random(), traceState: "a=b", attributes: ["kind": "follows"], flags: 1)],
+            droppedLinksCount: 5, status: SpanStatus(.error, message: "boom"))
+    }
+
+    static var allEvents: [TelemetryEvent] {
+        var events: [TelemetryEvent] = []
+        for kind in InstrumentKind.allCases {
+            for value in [MetricValue.int(0), .int(.min), .int(.max), .double(.nan), .double(.infinity), .double(-.infinity), .double(-0.0)] {
+                events.append(.measurement(MetricMeasurement(kind: kind, name: "m.\(kind)", unit: "ms", scope: scope, attributes: edgeAttributes, value: value)))
+            }
+            events.append(.measurement(MetricMeasurement(kind: kind, name: "", unit: "", scope: InstrumentationScope(name: ""), value: .int(1))))
+        }
+        for severity in (0...24).map({ try! Severity(number: UInt8($0)) }) {
+            events.append(.log(LogRecordData(
+                timeUnixNano: 1, observedTimeUnixNano: 2, severity: severity, body: .string("log ✓ \(severity)"),
+                attributes: edgeAttributes, droppedAttributesCount: 3, flags: 1, traceID: .random(), spanID: .random(),
+                eventName: "evt"), scope: scope))
+        }
+        events.append(.log(LogRecordData(timeUnixNano: 0, severity: .unspecified, severityText: "", body: nil), scope: InstrumentationScope(name: "")))
+        events.append(.log(LogRecordData(timeUnixNano: 5, severity: .info, body: .intArray([1, 2])), scope: scope))
+        events.append(.spanStarted(span, scope: scope))
+        var minimal = SpanData(traceID: .random(), spanID: .random(), name: "", kind: .unspecified, startTimeUnixNano: 0)
+        minimal.flags = 0
+        events.append(.spanStarted(minimal, scope: scope))
+        events.append(.spanEnded(span, scope: scope))
+        var bigSpan = span
+        bigSpan.attributes = edgeAttributes
+        bigSpan.events = (0..<200).map { SpanEvent(name: "e\($0)", timeUnixNano: UInt64($0)) }
+        events.append(.spanEnded(bigSpan, scope: scope))
+        events.append(.spanEventAdded(traceID: .random(), spanID: .random(), event: SpanEvent(name: "ev", timeUnixNano: 9, attributes: edgeAttributes)))
+        events.append(.custom(CustomSignalRecord(signal: try! SignalType("audit.trail"), name: "login", attributes: edgeAttributes, body: Array(0...255))))
+        events.append(.custom(CustomSignalRecord(signal: .traces, name: "", body: [])))
+        events.append(.lifecycle(LifecycleEvent(kind: .started, attributes: ["service.name": "svc", "nan": .double(.nan)])))
+        events.append(.lifecycle(LifecycleEvent(kind: .shutdown)))
+        return events
+    }
+
+    @Test func everyEventTypeRoundTrips() throws {
+        var seenTypes = Set<UInt8>()
+        for (i, event) in Self.allEvents.enumerated() {
+            let timestamp = UInt64(i) &* 0x9E37_79B9_7F4A_7C15
+            let bytes = EventCodec.encode(event, timestampUnixNano: timestamp)
+            let decoded = try EventCodec.decode(bytes)
+            #expect(decoded.event == event, "event \(i) (\(event.type)) changed in a round trip")
+            #expect(decoded.timestampUnixNano == timestamp)
+            seenTypes.insert(event.type.rawValue)
+        }
+        #expect(seenTypes == Set(EventType.known.map(\.rawValue)), "every known event type is covered")
+    }
+
+    @Test func recordsAppendBackToBackIntoOneBuffer() throws {
+        var buffer: [UInt8] = []
+        var sizes: [Int] = []
+        for event in Self.allEvents.prefix(10) { sizes.append(EventCodec.encode(event, timestampUnixNano: 7, into: &buffer)) }
+        var offset = 0
+        for (i, size) in sizes.enumerated() {
+            let decoded = try EventCodec.decode(Array(buffer[offset..<(offset + size)]))
+            #expect(decoded.event == Self.allEvents[i])
+            offset += size
+        }
+        #expect(offset == buffer.count)
+    }
+
+    @Test func flippedBytesAreDetected() throws {
+        let bytes = EventCodec.encode(.spanEnded(Self.span, scope: Self.scope), timestampUnixNano: 42)
+        for index in stride(from: 0, to: bytes.count, by: 7) {
+            var damaged = bytes
+            damaged[index] ^= 0x40
+            #expect(throws: TelemetryFlowError.self) { try EventCodec.decode(damaged) }
+        }
+        #expect(throws: TelemetryFlowError.self) { try EventCodec.decode(Array(bytes.dropLast(1))) }
+        #expect(throws: TelemetryFlowError.self) { try EventCodec.decode([]) }
+    }
+
+    @Test func newerFormatVersionIsAClearError() throws {
+        var bytes = EventCodec.encode(.lifecycle(LifecycleEvent(kind: .started)), timestampUnixNano: 1)
+        bytes[0] = 9
+        let crc = CRC32C.checksum(Array(bytes.dropLast(4)))
+        bytes.replaceSubrange((bytes.count - 4)..., with: withUnsafeBytes(of: crc.littleEndian) { Array($0) })
+        let error = try #require(throws: TelemetryFlowError.self) { try EventCodec.decode(bytes) }
+        #expect(error.code == .unsupportedFormatVersion)
+        #expect(error.message.contains("version 9"))
+    }
+
+    @Test func unknownEventTypeIsAClearError() throws {
+        var bytes = EventCodec.encode(.lifecycle(LifecycleEvent(kind: .started)), timestampUnixNano: 1)
+        bytes[1] = 200
+        let crc = CRC32C.checksum(Array(bytes.dropLast(4)))
+        bytes.replaceSubrange((bytes.count - 4)..., with: withUnsafeBytes(of: crc.littleEndian) { Array($0) })
+        let error = try #require(throws: TelemetryFlowError.self) { try EventCodec.decode(bytes) }
+        #expect(error.code == .unknownEventType)
+    }
+
+    @Test func crc32cMatchesTheStandardCheckValue() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([]) == 0)
+        // Chaining equals one pass.
+        let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let first = data.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[..<333])) }
+        let chained = data.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[333...]), continuing: first) }
+        #expect(chained == CRC32C.checksum(data))
+    }
+}
+
+@Suite struct ValueTests {
+    @Test func credentialsAreValidated() throws {
+        let ok = try Credentials(keyID: "tfk_abcdefgh12", keySecret: "tfs_SECRET-value_1")
+        #expect(ok.description.contains("tfk_abcdefgh12"))
+        #expect(!ok.description.contains("SECRET"))
+        let cases: [(String, String, String)] = [
+            ("abc_12345678", "tfs_12345678", "must start with \"tfk_\""),
+            ("tfk_12345678", "tfk_12345678", "must start with \"tfs_\""),
+            ("tfk_123", "tfs_12345678", "too short"),
+            ("tfk_1234 5678", "tfs_12345678", "characters other than"),
+            ("", "tfs_12345678", "empty string"),
+        ]
+        for (id, secret, expected) in cases {
+            let error = try #require(throws: TelemetryFlowError.self) { try Credentials(keyID: id, keySecret: secret) }
+            #expect(error.code == .invalidCredentials)
+            #expect(error.message.contains(expected), "\(error.message)")
+        }
+    }
+
+    @Test func attributeLimitsTruncateDropAndDeduplicate() throws {
+        let limits = try AttributeLimits(maxCount: 3, maxValueLength: 5)
+        let input: Attributes = ["a": "héllo world", "b": .bytes(Array(0..<10)), "a": "second", "": "no key", "c": 1, "d": 2]
+        let (kept, dropped) = limits.apply(to: input)
+        #expect(kept["a"] == .string("secon"))
+        #expect(kept["b"] == .bytes([0, 1, 2, 3, 4]))
+        #expect(kept["c"] == .int(1))
+        #expect(kept.count == 3)
+        #expect(dropped == 2)
+        // Truncation never splits a character: "hé" is 3 bytes, so 2 bytes keep only "h".
+        #expect(AttributeLimits.truncate("héllo", to: 2) == "h")
+        #expect(throws: TelemetryFlowError.self) { try AttributeLimits(maxCount: -1) }
+    }
+
+    @Test func idsAndSignalTypes() throws {
+        let trace = TraceID.random()
+        #expect(TraceID(hex: trace.hex) == trace)
+        #expect(trace.hex.count == 32)
+        #expect(TraceID(hex: "zz") == nil)
+        let span = SpanID.random()
+        #expect(SpanID(hex: span.hex) == span)
+        #expect(try SignalType("profiles").name == "profiles")
+        for bad in ["", "Upper", "1abc", "with space", String(repeating: "a", count: 65)] {
+            #expect(throws: TelemetryFlowError.self) { try SignalType(bad) }
+        }
+        #expect(Severity.warn.text == "WARN")
+        #expect(try Severity(number: 14).text == "WARN2")
+        #expect(throws: TelemetryFlowError.self) { try Severity(number: 25) }
+    }
+}
