@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+@testable import TelemetryFlowCore
+@testable import TelemetryFlowStorage
+
+@Suite struct EventLogTests {
+    @Test(arguments: [Durability.always, .interval(milliseconds: 50), .never])
+    func appendFlushReadAndReopen(durability: Durability) async throws {
+        let dir = TemporaryDirectory()
+        let configuration = smallConfiguration(dir.log, durability: durability)
+        do {
+            let log = try EventLog(configuration)
+            #expect(log.recoveryReport.created)
+            for n in 0..<12000 { #expect(log.append(spanEvent(n), timestampUnixNano: UInt64(n)).sequence == UInt64(n + 1)) }
+            #expect(try await log.flush() == 12000)
+            try await log.setCursor("exporter", to: 1234)
+            log.close()
+        }
+        let log = try EventLog(configuration)
+        defer { log.close() }
+        #expect(!log.recoveryReport.created)
+        #expect(log.cursor("exporter") == 1234)
+        let events = try readAll(log)
+        #expect(events.map(\.sequence) == Array(1...12000))
+        for (n, event) in events.enumerated() { #expect(try event.decode() == spanEvent(n)) }
+        let stats = log.statistics
+        #expect(stats.committed == 12000)
+        #expect(stats.segmentCount > 1, "12000 × ~200 B spans several 1 MiB segments")
+        #expect(log.append(counterEvent(1), timestampUnixNano: 1).sequence == 12001, "sequences continue after reopen")
+    }
+
+    @Test func cursorsReadAfterTheirPositionAndRewind() async throws {
+        let dir = TemporaryDirectory()
+        let log = try EventLog(smallConfiguration(dir.log))
+        defer { log.close() }
+        for n in 0..<100 { log.append(counterEvent(n), timestampUnixNano: UInt64(n) * 10) }
+        try await log.flush()
+        #expect(try await log.registerCursor("a") == 0)
+        #expect(try await log.registerCursor("b", startingAt: .end) == 100)
+        let batch = try log.read(after: 40, maxCount: 10)
+        #expect(batch.map(\.sequence) == Array(41...50))
+        #expect(batch.endSequence == 50)
+        try await log.setCursor("a", to: batch.endSequence)
+        #expect(log.cursor("a") == 50)
+        #expect(try await log.rewindCursor("a", toTime: 205) == 21)
+        await #expect(throws: TelemetryFlowError.self) { try await log.setCursor("a", to: 1000) }
+        try await log.removeCursor("b")
+        #expect(log.cursors == ["a": 21])
+    }
+
+    @Test func invalidConfigurationAndForeignDirectoriesGetClearErrors() throws {
+        let dir = TemporaryDirectory()
+        var bad = smallConfiguration(dir.log)
+        bad.quotaBytes = 1 << 20
+        let quotaError = try #require(throws: TelemetryFlowError.self) { try EventLog(bad) }
+        #expect(quotaError.code == .invalidConfiguration)
+        #expect(quotaError.message.contains("quotaBytes"))
+        #expect(throws: TelemetryFlowError.self) { try Durability(parsing: "sometimes") }
+        #expect(try Durability(parsing: "interval(250)") == .interval(milliseconds: 250))
+
+        try FileManager.default.createDirectory(atPath: dir.path + "/other", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir.path + "/other/notes.txt", contents: Data("hello".utf8))
+        let foreign = try #require(throws: TelemetryFlowError.self) { try EventLog(smallConfiguration(dir.path + "/other")) }
+        #expect(foreign.code == .notALog)
+        #expect(foreign.message.contains(dir.path + "/other"))
+
+        try FileManager.default.createDirectory(atPath: dir.path + "/garbage", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir.path + "/garbage/meta.mdb", contents: Data(repeating: 0x5A, count: 10000))
+        let garbage = try #require(throws: TelemetryFlowError.self) { try EventLog(smallConfiguration(dir.path + "/garbage")) }
+        #expect(garbage.code == .notALog)
+    }
+
+    @Test func newerLayoutVersionIsRefusedWithThePath() throws {
+        let dir = TemporaryDirectory()
+        EventLogTests.open(dir.log).close()
+        let meta = try MetadataStore(path: dir.log + "/meta.mdb", noSync: false)
+        try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+            try meta.put(txn, meta.info, Array("layout_version".utf8), MetadataStore.u64(99))
+        }
+        meta.env.close()
+        let error = try #require(throws: TelemetryFlowError.self) { try EventLog(smallConfiguration(dir.log)) }
+        #expect(error.code == .unsupportedFormatVersion)
+        #expect(error.message.contains(dir.log))
+        #expect(error.message.contains("99"))
+    }
+
+    @Test func secondWriterIsRefused() throws {
+        let dir = TemporaryDirectory()
+        let log = try EventLog(smallConfiguration(dir.log))
+        let error = try #require(throws: TelemetryFlowError.self) { try EventLog(smallConfiguration(dir.log)) }
+        #expect(error.code == .logLocked)
+        log.close()
+        EventLogTests.open(dir.log).close()
+    }
+
+    @Test func oversizedEventsAreDroppedAndCounted() async throws {
+        let dir = TemporaryDirectory()
+        let log = try EventLog(smallConfiguration(dir.log))
+        defer { log.close() }
+        let huge = TelemetryEvent.custom(CustomSignalRecord(signal: try SignalType("blob"), name: "big", body: Array(repeating: 1, count: 300 << 10)))
+        #expect(log.append(huge, timestampUnixNano: 1) == .dropped(.tooLarge))
+        #expect(log.append(counterEvent(1), timestampUnixNano: 1).sequence == 1)
+        try await log.flush()
+        #expect(log.statistics.dropped[.tooLarge] == 1)
+        #expect(log.statistics.committed == 1)
+    }
+
+    @Test func concurrentProducersAndAConsumerLoseAndDuplicateNothing() async throws {
+        let dir = TemporaryDirectory()
+        let log = try EventLog(smallConfiguration(dir.log))
+        defer { log.close() }
+        let producers = 4
+        let perProducer = 20_000
+        try await log.setCursor("consumer", to: 0)
+        let consumer = Task.detached { () throws -> [(UInt64, Int64)] in
+            var seen: [(UInt64, Int64)] = []
+            var position: UInt64 = 0
+            while seen.count < producers * perProducer {
+                let batch = try log.read(after: position, maxCount: 2000)
+                for event in batch {
+                    guard case .measurement(let m) = try event.decode(), case .int(let v) = m.value else { continue }
+                    seen.append((event.sequence, v))
+                }
+                if batch.endSequence != position {
+                    position = batch.endSequence
+                    try await log.setCursor("consumer", to: position)
+                } else {
+                    try await Task.sleep(for: .milliseconds(2))
+                }
+            }
+            return seen
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for p in 0..<producers {
+                group.addTask {
+                    for i in 0..<perProducer { log.append(counterEvent(p * perProducer + i), timestampUnixNano: 1) }
+                }
+            }
+        }
+        try await log.flush()
+        let seen = try await consumer.value
+        #expect(seen.map(\.0) == Array(1...UInt64(producers * perProducer)), "every sequence once, in order")
+        let values = Set(seen.map(\.1))
+        let expected = Set((0..<Int64(producers * perProducer)))
+        #expect(values.count == expected.count && values.subtracting(expected).isEmpty, "every producer's every event is stored; extra: \(values.subtracting(expected).sorted().prefix(5)) missing: \(expected.subtracting(values).sorted().prefix(5))")
+        #expect(log.cursor("consumer") == UInt64(producers * perProducer))
+        // Everything consumed: segments behind the cursor are gone, only the active one remains.
+        try await log.setCursor("consumer", to: UInt64(producers * perProducer))
+        #expect(log.statistics.segmentCount == 1)
+    }
+
+    static func open(_ path: String) -> EventLog { try! EventLog(smallConfiguration(path)) }
+}
