@@ -313,11 +313,12 @@ extension LogEngine {
                     cursorState.withLock { state in
                         for (name, position) in changes { state[name] = position }
                     }
+                    // Free what the move made deletable before the caller resumes, so it sees the result.
+                    collectGarbage()
                     done(nil)
                 } catch {
                     done(error)
                 }
-                collectGarbage()
             case .quarantine(let found):
                 let counters = counterSnapshot()
                 try? meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in

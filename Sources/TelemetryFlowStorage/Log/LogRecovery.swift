@@ -97,7 +97,10 @@ enum LogRecovery {
                 var reason = LMDBSalvage.problem(path: path)
                 if reason == nil && record.id == suspect { reason = "an earlier open stopped while checking it" }
                 if let reason {
-                    let (kept, damaged) = try salvage(path: path, reason: reason, record: record, directory: directory, configuration: configuration)
+                    // The newest segment's end is known from the last persisted commit point.
+                    var known = record
+                    if isLast, let through = counters["committed_through"], through >= record.firstSequence { known.lastSequence = through }
+                    let (kept, damaged) = try salvage(path: path, reason: reason, record: known, directory: directory, configuration: configuration)
                     report.salvagedSegments.append("\(Segment.fileName(id: record.id)) (\(reason); kept \(kept) records)")
                     corrupted += UInt64(damaged.count)
                     lostRecords.append(contentsOf: damaged)
@@ -189,7 +192,7 @@ enum LogRecovery {
         var damaged = scan.damaged
         // A truncated file lost the records that were past its end: count the holes in the known range.
         let sequences = scan.records.keys.sorted()
-        let upper = record.lastSequence >= record.firstSequence ? record.lastSequence : (sequences.last ?? 0)
+        let upper = max(record.lastSequence >= record.firstSequence ? record.lastSequence : 0, sequences.last ?? 0)
         if upper >= record.firstSequence && upper - record.firstSequence < 10_000_000 {
             let present = Set(sequences)
             for seq in record.firstSequence...upper where !present.contains(seq) { damaged.insert(seq) }

@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+@testable import TelemetryFlowCore
+@testable import TelemetryFlowStorage
+
+@Suite struct CorruptionTests {
+    /// Byte offsets of `marker` in `data`.
+    func offsets(of marker: [UInt8], in data: Data) -> [Int] {
+        let bytes = [UInt8](data)
+        var found: [Int] = []
+        var i = 0
+        while i + marker.count <= bytes.count {
+            if bytes[i] == marker[0] && Array(bytes[i..<(i + marker.count)]) == marker { found.append(i); i += marker.count } else { i += 1 }
+        }
+        return found
+    }
+
+    @Test func flippedBytesAreSkippedCountedAndTheLogKeepsWorking() async throws {
+        let dir = TemporaryDirectory()
+        let configuration = smallConfiguration(dir.log)
+        do {
+            let log = try EventLog(configuration)
+            for n in 0..<300 { log.append(spanEvent(n, marker: "-MARK\(String(format: "%04d", n))-"), timestampUnixNano: UInt64(n)) }
+            try await log.flush()
+            log.close()
+        }
+        let segment = dir.log + "/" + dir.files().first { $0.hasPrefix("segment-") && $0.hasSuffix(".mdb") }!
+        var data = try Data(contentsOf: URL(fileURLWithPath: segment))
+        let damaged = [10, 150, 299]
+        for n in damaged {
+            // LMDB's copy-on-write can leave stale copies of a page: damage every copy of the record.
+            let places = offsets(of: Array("-MARK\(String(format: "%04d", n))-".utf8), in: data)
+            try #require(!places.isEmpty)
+            for at in places { data[at + 2] ^= 0xFF }
+        }
+        try data.write(to: URL(fileURLWithPath: segment))
+
+        let log = try EventLog(configuration)
+        defer { log.close() }
+        #expect(log.recoveryReport.corruptedRecords == 3, "tail verification found the damaged records")
+        let events = try readAll(log)
+        #expect(events.count == 297)
+        #expect(Set(events.map(\.sequence)).isDisjoint(with: damaged.map { UInt64($0 + 1) }))
+        #expect(log.statistics.corrupted == 3, "each damaged record is counted once, however often it is read")
+        #expect(log.append(counterEvent(1), timestampUnixNano: 1).sequence == 301)
+        try await log.flush()
+        #expect(try readAll(log, after: 300).count == 1)
+    }
+
+    @Test func damageOutsideTheVerifiedTailIsFoundWhenRead() async throws {
+        let dir = TemporaryDirectory()
+        var configuration = smallConfiguration(dir.log)
+        configuration.tailVerificationCount = 10
+        do {
+            let log = try EventLog(configuration)
+            for n in 0..<200 { log.append(spanEvent(n, marker: "-MARK\(String(format: "%04d", n))-"), timestampUnixNano: UInt64(n)) }
+            try await log.flush()
+            log.close()
+        }
+        let segment = dir.log + "/" + dir.files().first { $0.hasPrefix("segment-") && $0.hasSuffix(".mdb") }!
+        var data = try Data(contentsOf: URL(fileURLWithPath: segment))
+        let places = offsets(of: Array("-MARK0005-".utf8), in: data)
+        try #require(!places.isEmpty)
+        for at in places { data[at + 3] ^= 0x01 }
+        try data.write(to: URL(fileURLWithPath: segment))
+        let log = try EventLog(configuration)
+        defer { log.close() }
+        #expect(log.recoveryReport.corruptedRecords == 0)
+        let batch = try log.read(after: 0, maxCount: 1000)
+        #expect(batch.count == 199)
+        #expect(batch.skippedCorrupted == 1)
+        #expect(batch.endSequence == 200, "a consumer advances past the damaged record")
+        _ = try readAll(log)
+        #expect(log.statistics.corrupted == 1)
+    }
+
+    @Test func truncatedSegmentIsSalvagedAndTheLogStillOpensAndAppends() async throws {
+        let dir = TemporaryDirectory()
+        let configuration = smallConfiguration(dir.log)
+        var lastSealed: UInt64 = 0
+        do {
+            let log = try EventLog(configuration)
+            for n in 0..<20000 { log.append(spanEvent(n), timestampUnixNano: UInt64(n)) }
+            try await log.flush()
+            #expect(log.statistics.segmentCount >= 2)
+            lastSealed = log.engine.writer.segments.dropLast().last!.record.lastSequence
+            log.close()
+        }
+        let segments = dir.files().filter { $0.hasPrefix("segment-") && $0.hasSuffix(".mdb") }
+        // Cut the newest segment in half, as a disk or copy failure would.
+        let victim = dir.log + "/" + segments.last!
+        let size = try #require(FileManager.default.attributesOfItem(atPath: victim)[.size] as? Int)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: victim))
+        try handle.truncate(atOffset: UInt64(size / 2))
+        try handle.close()
+
+        let log = try EventLog(configuration)
+        defer { log.close() }
+        let report = log.recoveryReport
+        #expect(report.salvagedSegments.count == 1, "\(report)")
+        #expect(report.corruptedRecords > 0, "the records past the cut are counted")
+        let events = try readAll(log)
+        #expect(events.map(\.sequence).prefix(Int(lastSealed)) == ArraySlice(1...lastSealed), "sealed segments are intact")
+        #expect(UInt64(events.count) + report.corruptedRecords == 20000, "every record is either kept or counted")
+        #expect(dir.files(in: "log/quarantine").count == 1, "the damaged file is kept for inspection")
+        let next = try #require(log.append(counterEvent(0), timestampUnixNano: 0).sequence)
+        #expect(next > 20000 - report.corruptedRecords)
+        try await log.flush()
+        #expect(try readAll(log, after: next - 1).count == 1)
+    }
+
+    @Test func garbageSegmentFileDoesNotCrashTheOpen() async throws {
+        let dir = TemporaryDirectory()
+        let configuration = smallConfiguration(dir.log)
+        do {
+            let log = try EventLog(configuration)
+            for n in 0..<100 { log.append(counterEvent(n), timestampUnixNano: 1) }
+            try await log.flush()
+            log.close()
+        }
+        let segment = dir.log + "/" + dir.files().first { $0.hasPrefix("segment-") && $0.hasSuffix(".mdb") }!
+        var data = try Data(contentsOf: URL(fileURLWithPath: segment))
+        for i in stride(from: 0, to: 8192, by: 1) { data[i] = UInt8(truncatingIfNeeded: i &* 131) }
+        try data.write(to: URL(fileURLWithPath: segment))
+        let log = try EventLog(configuration)
+        defer { log.close() }
+        #expect(log.recoveryReport.salvagedSegments.count == 1)
+        #expect(try readAll(log).count + Int(log.recoveryReport.corruptedRecords) == 100, "every record is either kept or counted")
+        #expect(log.append(counterEvent(1), timestampUnixNano: 1).sequence != nil)
+        try await log.flush()
+    }
+}
