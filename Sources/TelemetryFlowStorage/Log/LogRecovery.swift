@@ -193,6 +193,8 @@ enum LogRecovery {
         // A truncated file lost the records that were past its end: count the holes in the known range.
         let sequences = scan.records.keys.sorted()
         let upper = max(record.lastSequence >= record.firstSequence ? record.lastSequence : 0, sequences.last ?? 0)
+        // Keys outside the segment's range are noise read from damaged pages, not lost records.
+        damaged = damaged.filter { $0 >= record.firstSequence && $0 <= upper }
         if upper >= record.firstSequence && upper - record.firstSequence < 10_000_000 {
             let present = Set(sequences)
             for seq in record.firstSequence...upper where !present.contains(seq) { damaged.insert(seq) }
