@@ -1,1 +1,156 @@
-print("bench")
+// Engine benchmark: prints one JSON line per figure. Run with `make bench` (release build).
+//
+//   tflow-bench [--raw PATH-TO-lmdb-raw] [--events N] [--dir DIR]
+import Foundation
+import TelemetryFlowCore
+import TelemetryFlowStorage
+
+var arguments = CommandLine.arguments.dropFirst()
+var rawPath: String?
+var eventCount = 1_000_000
+var baseDir = NSTemporaryDirectory() + "tflow-bench-\(getpid())"
+while let argument = arguments.popFirst() {
+    switch argument {
+    case "--raw": rawPath = arguments.popFirst()
+    case "--events": eventCount = Int(arguments.popFirst() ?? "") ?? eventCount
+    case "--dir": baseDir = arguments.popFirst() ?? baseDir
+    default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
+    }
+}
+
+func emit(_ fields: [(String, Any)]) {
+    let body = fields.map { key, value -> String in
+        switch value {
+        case let s as String: return "\"\(key)\":\"\(s)\""
+        case let d as Double: return "\"\(key)\":\(d.isFinite ? String(format: "%.1f", d) : "null")"
+        default: return "\"\(key)\":\(value)"
+        }
+    }.joined(separator: ",")
+    print("{\(body)}")
+    fflush(nil)
+}
+
+func monotonic() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+let scope = InstrumentationScope(name: "bench")
+let spanTemplate = SpanData(
+    traceID: TraceID(high: 0x0102_0304_0506_0708, low: 0x1112_1314_1516_1718), spanID: SpanID(42), name: "GET /api/items",
+    kind: .server, startTimeUnixNano: 1_700_000_000_000_000_000, endTimeUnixNano: 1_700_000_000_001_000_000,
+    attributes: ["http.request.method": "GET", "http.route": "/api/items", "http.response.status_code": .int(200)],
+    status: .ok)
+let spanEvent = TelemetryEvent.spanEnded(spanTemplate, scope: scope)
+let counterEvent = TelemetryEvent.measurement(MetricMeasurement(kind: .counter, name: "requests", scope: scope, value: .int(1)))
+let spanBytes = EventCodec.encode(spanEvent, timestampUnixNano: 1).count
+let counterBytes = EventCodec.encode(counterEvent, timestampUnixNano: 1).count
+emit([("bench", "record_sizes"), ("span_record_bytes", spanBytes), ("counter_record_bytes", counterBytes)])
+
+@MainActor func freshDirectory(_ name: String) -> String {
+    let path = baseDir + "/" + name
+    try? FileManager.default.removeItem(atPath: path)
+    return path
+}
+
+func configuration(_ dir: String, _ durability: Durability) -> LogConfiguration {
+    var configuration = LogConfiguration(directory: dir)
+    configuration.durability = durability
+    configuration.quotaBytes = 8 << 30
+    return configuration
+}
+
+/// Producer-side cost of one append: the median over blocks of 100 calls.
+@MainActor func appendNanos(_ event: TelemetryEvent, _ durability: Durability) throws -> (median: Double, p99: Double) {
+    let log = try EventLog(configuration(freshDirectory("latency"), durability))
+    defer { log.close() }
+    var samples: [Double] = []
+    for _ in 0..<2000 {
+        let t0 = monotonic()
+        for _ in 0..<100 { log.append(event, timestampUnixNano: 1) }
+        samples.append(Double(monotonic() - t0) / 100)
+    }
+    samples.sort()
+    return (samples[samples.count / 2], samples[samples.count * 99 / 100])
+}
+
+/// Events per second from the first append to `flush()` returning, with `producers` threads.
+@MainActor func throughput(_ event: TelemetryEvent, _ durability: Durability, producers: Int, count: Int) throws -> (perSecond: Double, diskPerEvent: Double, log: EventLog) {
+    let log = try EventLog(configuration(freshDirectory("throughput"), durability))
+    let perProducer = count / producers
+    let start = monotonic()
+    DispatchQueue.concurrentPerform(iterations: producers) { _ in
+        for _ in 0..<perProducer { log.append(event, timestampUnixNano: 1) }
+    }
+    let done = DispatchSemaphore(value: 0)
+    Task.detached { _ = try? await log.flush(); done.signal() }
+    done.wait()
+    let seconds = Double(monotonic() - start) / 1e9
+    let stats = log.statistics
+    precondition(stats.droppedTotal == 0, "benchmark dropped events: \(stats.dropped)")
+    return (Double(perProducer * producers) / seconds, Double(stats.diskBytes) / Double(perProducer * producers), log)
+}
+
+@MainActor func rawFigure(_ sync: String, recordBytes: Int) -> Double? {
+    guard let rawPath else { return nil }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: rawPath)
+    let dir = freshDirectory("raw")
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    process.arguments = [dir, String(eventCount), String(recordBytes), "1000", sync]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    guard (try? process.run()) != nil else { return nil }
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    print(output, terminator: "")
+    guard let range = output.range(of: "\"records_per_s\":") else { return nil }
+    return Double(output[range.upperBound...].prefix { $0.isNumber || $0 == "." })
+}
+
+let rawFsync = rawFigure("fsync", recordBytes: spanBytes)
+let rawNosync = rawFigure("nosync", recordBytes: spanBytes)
+
+let modes: [(String, Durability)] = [("always", .always), ("interval", .interval(milliseconds: 1000)), ("never", .never)]
+for (modeName, durability) in modes {
+    for (kind, event) in [("span", spanEvent), ("counter", counterEvent)] {
+        for producers in [1, 2] {
+            let result = try throughput(event, durability, producers: producers, count: eventCount)
+            var fields: [(String, Any)] = [
+                ("bench", "append_throughput"), ("durability", modeName), ("event", kind), ("producers", producers),
+                ("events", eventCount), ("events_per_s", result.perSecond), ("disk_bytes_per_event", result.diskPerEvent),
+            ]
+            if kind == "span", let raw = modeName == "always" ? rawFsync : rawNosync {
+                fields.append(("raw_lmdb_records_per_s", raw))
+                fields.append(("ratio_engine_to_raw", result.perSecond / raw))
+            }
+            emit(fields)
+            if modeName == "never" && kind == "span" && producers == 1 {
+                // Read throughput after a cursor over the backlog just written.
+                let log = result.log
+                let t0 = monotonic()
+                var position: UInt64 = 0
+                var read = 0
+                while true {
+                    let batch = try log.read(after: position, maxCount: 8192, maxBytes: 8 << 20)
+                    if batch.endSequence == position { break }
+                    read += batch.count
+                    position = batch.endSequence
+                }
+                emit([("bench", "cursor_read"), ("events", read), ("events_per_s", Double(read) / (Double(monotonic() - t0) / 1e9))])
+            }
+            result.log.close()
+        }
+    }
+}
+
+for (kind, event) in [("counter", counterEvent), ("span", spanEvent)] {
+    let latency = try appendNanos(event, .never)
+    emit([("bench", "append_latency"), ("event", kind), ("median_ns", latency.median), ("p99_ns", latency.p99)])
+}
+
+var usage = rusage()
+getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+emit([("bench", "memory"), ("max_rss_mib", Double(usage.ru_maxrss) / 1024), ("queue_capacity_mib", 8)])
+try? FileManager.default.removeItem(atPath: baseDir)

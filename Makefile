@@ -1,0 +1,36 @@
+# TelemetryFlow for Swift — set-up, build, demo, tests and benchmarks.
+# `make demo` and `make test` install what a fresh Debian machine lacks (with apt-get and pip).
+
+SWIFT ?= swift
+PYTHON ?= python3
+APT_PACKAGES := liblmdb-dev libcurl4-openssl-dev libnghttp2-dev pkg-config
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+
+.PHONY: deps test-deps build demo test bench clean
+
+deps:
+	@if ! pkg-config --exists lmdb libcurl 2>/dev/null || ! dpkg -s libnghttp2-dev >/dev/null 2>&1; then \
+		echo "installing $(APT_PACKAGES)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+
+test-deps:
+	@$(PYTHON) -c "import opentelemetry.proto.trace.v1.trace_pb2, google.protobuf" 2>/dev/null || \
+		$(PYTHON) -m pip install -q --disable-pip-version-check opentelemetry-proto protobuf
+
+build: deps
+	$(SWIFT) build
+
+demo: build
+	.build/debug/tflow demo $(DEMO_ARGS)
+
+test: deps test-deps
+	$(SWIFT) test
+
+bench: deps
+	$(SWIFT) build -c release --product tflow-bench
+	$(CC) -O2 -o Benchmarks/lmdb-raw/lmdb-raw Benchmarks/lmdb-raw/lmdb-raw.c $$(pkg-config --cflags --libs lmdb)
+	.build/release/tflow-bench --raw Benchmarks/lmdb-raw/lmdb-raw $(BENCH_ARGS)
+
+clean:
+	rm -rf .build Benchmarks/lmdb-raw/lmdb-raw
