@@ -97,21 +97,24 @@ import Testing
         #expect(throws: TelemetryFlowError.self) { try EventCodec.decode([]) }
     }
 
-    @Test func newerFormatVersionIsAClearError() throws {
+    /// A valid record with one envelope byte changed and its checksum recomputed.
+    static func lifecycleRecord(byte index: Int, setTo value: UInt8) -> [UInt8] {
         var bytes = EventCodec.encode(.lifecycle(LifecycleEvent(kind: .started)), timestampUnixNano: 1)
-        bytes[0] = 9
+        bytes[index] = value
         let crc = CRC32C.checksum(Array(bytes.dropLast(4)))
         bytes.replaceSubrange((bytes.count - 4)..., with: withUnsafeBytes(of: crc.littleEndian) { Array($0) })
+        return bytes
+    }
+
+    @Test func newerFormatVersionIsAClearError() throws {
+        let bytes = Self.lifecycleRecord(byte: 0, setTo: 9)
         let error = try #require(throws: TelemetryFlowError.self) { try EventCodec.decode(bytes) }
         #expect(error.code == .unsupportedFormatVersion)
         #expect(error.message.contains("version 9"))
     }
 
     @Test func unknownEventTypeIsAClearError() throws {
-        var bytes = EventCodec.encode(.lifecycle(LifecycleEvent(kind: .started)), timestampUnixNano: 1)
-        bytes[1] = 200
-        let crc = CRC32C.checksum(Array(bytes.dropLast(4)))
-        bytes.replaceSubrange((bytes.count - 4)..., with: withUnsafeBytes(of: crc.littleEndian) { Array($0) })
+        let bytes = Self.lifecycleRecord(byte: 1, setTo: 200)
         let error = try #require(throws: TelemetryFlowError.self) { try EventCodec.decode(bytes) }
         #expect(error.code == .unknownEventType)
     }

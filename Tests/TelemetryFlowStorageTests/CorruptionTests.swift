@@ -15,25 +15,31 @@ import Testing
         return found
     }
 
-    @Test func flippedBytesAreSkippedCountedAndTheLogKeepsWorking() async throws {
-        let dir = TemporaryDirectory()
-        let configuration = smallConfiguration(dir.log)
-        do {
-            let log = try EventLog(configuration)
-            for n in 0..<300 { log.append(spanEvent(n, marker: "-MARK\(String(format: "%04d", n))-"), timestampUnixNano: UInt64(n)) }
-            try await log.flush()
-            log.close()
-        }
+    /// Writes `count` span events tagged `-MARKnnnn-` into one segment, closes the log, then flips a byte of
+    /// each record in `damaging` at `flip.offset` into its marker.
+    func writeMarkedLog(
+        _ configuration: LogConfiguration, count: Int, damaging: [Int], flip: (offset: Int, mask: UInt8), in dir: TemporaryDirectory
+    ) async throws {
+        let log = try EventLog(configuration)
+        for n in 0..<count { log.append(spanEvent(n, marker: "-MARK\(String(format: "%04d", n))-"), timestampUnixNano: UInt64(n)) }
+        try await log.flush()
+        log.close()
         let segment = dir.log + "/" + dir.files().first { $0.hasPrefix("segment-") && $0.hasSuffix(".mdb") }!
         var data = try Data(contentsOf: URL(fileURLWithPath: segment))
-        let damaged = [10, 150, 299]
-        for n in damaged {
+        for n in damaging {
             // LMDB's copy-on-write can leave stale copies of a page: damage every copy of the record.
             let places = offsets(of: Array("-MARK\(String(format: "%04d", n))-".utf8), in: data)
             try #require(!places.isEmpty)
-            for at in places { data[at + 2] ^= 0xFF }
+            for at in places { data[at + flip.offset] ^= flip.mask }
         }
         try data.write(to: URL(fileURLWithPath: segment))
+    }
+
+    @Test func flippedBytesAreSkippedCountedAndTheLogKeepsWorking() async throws {
+        let dir = TemporaryDirectory()
+        let configuration = smallConfiguration(dir.log)
+        let damaged = [10, 150, 299]
+        try await writeMarkedLog(configuration, count: 300, damaging: damaged, flip: (2, 0xFF), in: dir)
 
         let log = try EventLog(configuration)
         defer { log.close() }
@@ -51,18 +57,7 @@ import Testing
         let dir = TemporaryDirectory()
         var configuration = smallConfiguration(dir.log)
         configuration.tailVerificationCount = 10
-        do {
-            let log = try EventLog(configuration)
-            for n in 0..<200 { log.append(spanEvent(n, marker: "-MARK\(String(format: "%04d", n))-"), timestampUnixNano: UInt64(n)) }
-            try await log.flush()
-            log.close()
-        }
-        let segment = dir.log + "/" + dir.files().first { $0.hasPrefix("segment-") && $0.hasSuffix(".mdb") }!
-        var data = try Data(contentsOf: URL(fileURLWithPath: segment))
-        let places = offsets(of: Array("-MARK0005-".utf8), in: data)
-        try #require(!places.isEmpty)
-        for at in places { data[at + 3] ^= 0x01 }
-        try data.write(to: URL(fileURLWithPath: segment))
+        try await writeMarkedLog(configuration, count: 200, damaging: [5], flip: (3, 0x01), in: dir)
         let log = try EventLog(configuration)
         defer { log.close() }
         #expect(log.recoveryReport.corruptedRecords == 0)
