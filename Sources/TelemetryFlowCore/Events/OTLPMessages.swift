@@ -125,10 +125,10 @@ extension SpanEvent {
 extension SpanData {
     /// Writes this span as an OTLP `Span` message body.
     public func encodeOTLP(into w: inout ProtobufWriter) {
-        w.writeBytesField(1, traceID.bytes)
-        w.writeBytesField(2, spanID.bytes)
+        w.writeTraceIDField(1, traceID)
+        w.writeSpanIDField(2, spanID)
         w.writeStringField(3, traceState)
-        if parentSpanID.isValid { w.writeBytesField(4, parentSpanID.bytes) }
+        if parentSpanID.isValid { w.writeSpanIDField(4, parentSpanID) }
         w.writeStringField(5, name)
         w.writeVarintField(6, UInt64(kind.rawValue))
         w.writeFixed64Field(7, startTimeUnixNano)
@@ -139,8 +139,8 @@ extension SpanData {
         w.writeVarintField(12, UInt64(droppedEventsCount))
         for link in links {
             w.writeMessageField(13) { w in
-                w.writeBytesField(1, link.traceID.bytes)
-                w.writeBytesField(2, link.spanID.bytes)
+                w.writeTraceIDField(1, link.traceID)
+                w.writeSpanIDField(2, link.spanID)
                 w.writeStringField(3, link.traceState)
                 link.attributes.encodeOTLP(field: 4, into: &w)
                 w.writeVarintField(5, UInt64(link.droppedAttributesCount))
@@ -230,8 +230,8 @@ extension LogRecordData {
         attributes.encodeOTLP(field: 6, into: &w)
         w.writeVarintField(7, UInt64(droppedAttributesCount))
         w.writeFixed32Field(8, flags)
-        if traceID.isValid { w.writeBytesField(9, traceID.bytes) }
-        if spanID.isValid { w.writeBytesField(10, spanID.bytes) }
+        if traceID.isValid { w.writeTraceIDField(9, traceID) }
+        if spanID.isValid { w.writeSpanIDField(10, spanID) }
         w.writeFixed64Field(11, observedTimeUnixNano)
         w.writeStringField(12, eventName)
     }
@@ -264,5 +264,24 @@ extension LogRecordData {
             default: continue
             }
         }
+    }
+}
+
+extension ProtobufWriter {
+    /// Writes a 16-byte trace id as a `bytes` field without building an intermediate array.
+    @inlinable
+    public mutating func writeTraceIDField(_ field: UInt32, _ id: TraceID) {
+        writeTag(field, .lengthDelimited)
+        bytes.append(16)
+        writeRawFixed64(id.high.bigEndian)
+        writeRawFixed64(id.low.bigEndian)
+    }
+
+    /// Writes an 8-byte span id as a `bytes` field without building an intermediate array.
+    @inlinable
+    public mutating func writeSpanIDField(_ field: UInt32, _ id: SpanID) {
+        writeTag(field, .lengthDelimited)
+        bytes.append(8)
+        writeRawFixed64(id.value.bigEndian)
     }
 }
