@@ -233,12 +233,16 @@ struct PayloadReader {
     static let truncated = TelemetryFlowError(.decoding, "event payload is truncated")
 
     mutating func varint() throws -> UInt64 {
-        var reader = ProtobufReader(bytes[index...])
-        let value = try reader.readVarint()
-        var probe = index
-        while bytes[probe] & 0x80 != 0 { probe += 1 }
-        index = probe + 1
-        return value
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard index < bytes.endIndex, shift < 64 else { throw Self.truncated }
+            let byte = bytes[index]
+            index += 1
+            result |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+        }
     }
 
     mutating func bytes(_ count: Int) throws -> ArraySlice<UInt8> {

@@ -1,3 +1,4 @@
+import Glibc
 import TelemetryFlowCore
 
 /// Reads LMDB data files without LMDB, for files LMDB cannot open safely.
@@ -117,5 +118,3 @@ enum LMDBSalvage {
         return result
     }
 }
-
-import Glibc
