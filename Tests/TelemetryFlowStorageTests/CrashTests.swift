@@ -26,20 +26,24 @@ import Testing
                 "--flush-every", String(Int.random(in: 50...2000, using: &generator)),
             ]
             let output = Pipe()
+            let errors = Pipe()
             process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
+            process.standardError = errors
             try process.run()
-            let reader = Task.detached { () -> [String] in
-                String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").map(String.init)
-            }
+            let lines = LineCollector(output.fileHandleForReading)
+            let errorLines = LineCollector(errors.fileHandleForReading)
+            // The kill clock starts once the child has opened the log (recovery time varies with the machine).
+            let started = lines.waitForLines(1, timeoutSeconds: 60)
             try await Task.sleep(for: .milliseconds(Int.random(in: 150...700, using: &generator)))
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            #expect(process.terminationReason == .uncaughtSignal, "round \(round): the child was killed, not finished")
-            let lines = await reader.value
-            let acked = lines.compactMap { $0.hasPrefix("acked ") ? UInt64($0.dropFirst(6)) : nil }
-            let opened = try #require(lines.first.flatMap { $0.hasPrefix("opened last=") ? UInt64($0.dropFirst(12)) : nil },
-                "round \(round): child did not start: \(lines.prefix(3))")
+            let printed = lines.finish()
+            let stderr = errorLines.finish()
+            #expect(started, "round \(round): the child opened the log within 60 s (stderr: \(stderr.suffix(5)))")
+            #expect(process.terminationReason == .uncaughtSignal, "round \(round): the child was killed, not finished (stderr: \(stderr.suffix(5)))")
+            let acked = printed.compactMap { $0.hasPrefix("acked ") ? UInt64($0.dropFirst(6)) : nil }
+            let opened = try #require(printed.first.flatMap { $0.hasPrefix("opened last=") ? UInt64($0.dropFirst(12)) : nil },
+                "round \(round): child did not start: \(printed.prefix(3)) stderr: \(stderr.suffix(5))")
             #expect(opened >= acknowledged, "round \(round): the reopened log ends after every acknowledged event")
             guard let last = acked.last else { continue }
             let range = (opened + 1)...last

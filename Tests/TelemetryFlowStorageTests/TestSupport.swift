@@ -64,3 +64,59 @@ func tflowExecutable() throws -> String {
     ].compactMap { $0 }
     return try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0) }, "tflow not built")
 }
+
+/// Reads a child's output on its own thread and hands out the lines seen so far.
+final class LineCollector: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var lines: [String] = []
+    private var finished = false
+    private let thread: Thread
+
+    init(_ handle: FileHandle) {
+        let box = Box()
+        thread = Thread {
+            var pending = Data()
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                pending.append(chunk)
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                    pending.removeSubrange(pending.startIndex...newline)
+                    box.collector?.add(line)
+                }
+            }
+            if !pending.isEmpty { box.collector?.add(String(decoding: pending, as: UTF8.self)) }
+            box.collector?.end()
+        }
+        box.collector = self
+        thread.start()
+    }
+
+    private final class Box: @unchecked Sendable { var collector: LineCollector? }
+
+    private func add(_ line: String) {
+        condition.lock(); lines.append(line); condition.broadcast(); condition.unlock()
+    }
+
+    private func end() {
+        condition.lock(); finished = true; condition.broadcast(); condition.unlock()
+    }
+
+    /// Waits until `count` lines arrived (true) or the stream ended or the time ran out (false).
+    func waitForLines(_ count: Int, timeoutSeconds: Double) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeoutSeconds)
+        condition.lock(); defer { condition.unlock() }
+        while lines.count < count && !finished {
+            if !condition.wait(until: deadline) { break }
+        }
+        return lines.count >= count
+    }
+
+    /// Waits for the end of the stream (the process has exited) and returns every line.
+    func finish() -> [String] {
+        condition.lock(); defer { condition.unlock() }
+        while !finished { condition.wait() }
+        return lines
+    }
+}
