@@ -62,29 +62,10 @@ func summarize(_ log: EventLog, samples: Int) throws -> (counts: [String: Int], 
         for event in batch {
             counts[event.type.description, default: 0] += 1
             total += 1
-            if shown.count < samples { shown.append("  #\(event.sequence) \(render(try event.decode()))") }
+            if shown.count < samples { shown.append("  #\(event.sequence) \(try event.decode().summary)") }
         }
         position = batch.endSequence
     }
     return (counts, shown, total)
 }
 
-func render(_ event: TelemetryEvent) -> String {
-    switch event {
-    case .measurement(let m):
-        return "\(m.kind) \(m.name)=\(m.value)\(m.unit.isEmpty ? "" : " \(m.unit)") \(m.attributes.map { "\($0.key)=\($0.value)" })"
-    case .log(let record, _):
-        return "log \(record.severity) \"\(record.body?.description ?? "")\"" + (record.traceID.isValid ? " trace=\(record.traceID)" : "")
-    case .spanStarted(let span, _):
-        return "span started \(span.name) trace=\(span.traceID) span=\(span.spanID)"
-    case .spanEventAdded(_, let spanID, let event):
-        return "span event \(event.name) on \(spanID)"
-    case .spanEnded(let span, _):
-        let ms = Double(span.endTimeUnixNano &- span.startTimeUnixNano) / 1e6
-        return "span ended \(span.name) status=\(span.status.code) events=\(span.events.count) links=\(span.links.count) \(String(format: "%.2f", ms)) ms"
-    case .custom(let record):
-        return "custom \(record.signal).\(record.name) \(record.body.count) bytes"
-    case .lifecycle(let event):
-        return "lifecycle \(event.kind)"
-    }
-}

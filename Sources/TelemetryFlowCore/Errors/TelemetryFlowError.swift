@@ -10,6 +10,7 @@ public struct TelemetryFlowError: Error, CustomStringConvertible, Sendable {
             case invalidConfiguration, invalidCredentials, invalidArgument
             case notALog, unsupportedFormatVersion, logLocked, storage, corruptedRecord
             case unknownEventType, decoding, closed, queueFull, quotaExceeded, timedOut, io
+            case unknownPlugin, duplicatePlugin, transport, unsupported
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -44,6 +45,14 @@ public struct TelemetryFlowError: Error, CustomStringConvertible, Sendable {
         public static let timedOut = Code(.timedOut)
         /// A file-system call failed; `underlying` carries errno.
         public static let io = Code(.io)
+        /// No plugin of the asked kind is registered under the name.
+        public static let unknownPlugin = Code(.unknownPlugin)
+        /// A plugin of the same kind is already registered under the name.
+        public static let duplicatePlugin = Code(.duplicatePlugin)
+        /// A network transfer failed (connection, TLS, HTTP/2 framing); `underlying` carries the libcurl code.
+        public static let transport = Code(.transport)
+        /// The option or feature is not supported by this build or plugin.
+        public static let unsupported = Code(.unsupported)
 
         public var description: String { "\(value)" }
     }

@@ -101,6 +101,10 @@ public enum EventCodec {
                 w.bytes.append(1)
                 w.writeRawFixed64(v.bitPattern)
             }
+        case .metricsCollected(let collected):
+            w.writeRawFixed64(collected.foldedThrough)
+            w.writeRawFixed64(collected.timeUnixNano)
+            collected.encodeOTLPScopeMetrics(into: &w)
         case .log(let record, let scope):
             writeScope(scope, into: &w)
             record.encodeOTLP(into: &w)
@@ -190,6 +194,11 @@ public enum EventCodec {
             try r.expectEnd()
             return .measurement(
                 MetricMeasurement(kind: kind, name: name, unit: unit, scope: scope, attributes: attributes, value: value))
+        case .metricsCollected:
+            let through = try r.fixed64()
+            let time = try r.fixed64()
+            let metrics = try CollectedMetrics.decodeOTLPScopeMetrics(r.rest())
+            return .metricsCollected(CollectedMetrics(foldedThrough: through, timeUnixNano: time, metrics: metrics))
         case .logRecord:
             let scope = InstrumentationScope(name: try r.string(), version: try r.string())
             return .log(try LogRecordData(otlp: r.rest()), scope: scope)

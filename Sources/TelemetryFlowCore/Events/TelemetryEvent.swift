@@ -7,6 +7,8 @@ public struct EventType: Hashable, Sendable, CustomStringConvertible {
     public static let upDownCounterMeasurement = EventType(rawValue: 2)
     public static let gaugeMeasurement = EventType(rawValue: 3)
     public static let histogramMeasurement = EventType(rawValue: 4)
+    /// A collection of the metrics projection: aggregated OTLP metric points.
+    public static let metricsCollected = EventType(rawValue: 5)
     public static let logRecord = EventType(rawValue: 16)
     public static let spanStarted = EventType(rawValue: 32)
     public static let spanEventAdded = EventType(rawValue: 33)
@@ -16,14 +18,14 @@ public struct EventType: Hashable, Sendable, CustomStringConvertible {
 
     /// The types this build knows how to decode.
     public static let known: [EventType] = [
-        .counterMeasurement, .upDownCounterMeasurement, .gaugeMeasurement, .histogramMeasurement, .logRecord,
+        .counterMeasurement, .upDownCounterMeasurement, .gaugeMeasurement, .histogramMeasurement, .metricsCollected, .logRecord,
         .spanStarted, .spanEventAdded, .spanEnded, .customSignal, .lifecycle,
     ]
 
     /// The built-in signal this type belongs to; custom signals name theirs in the payload.
     public var builtInSignal: SignalType? {
         switch rawValue {
-        case 1...4: return .metrics
+        case 1...5: return .metrics
         case 16: return .logs
         case 32...34: return .traces
         default: return nil
@@ -36,6 +38,7 @@ public struct EventType: Hashable, Sendable, CustomStringConvertible {
         case 2: return "up_down_counter"
         case 3: return "gauge"
         case 4: return "histogram"
+        case 5: return "metrics_collected"
         case 16: return "log"
         case 32: return "span_started"
         case 33: return "span_event"
@@ -59,6 +62,8 @@ public enum TelemetryEvent: Sendable, Hashable {
     case spanEventAdded(traceID: TraceID, spanID: SpanID, event: SpanEvent)
     /// A span ended; carries the complete span, ready to export.
     case spanEnded(SpanData, scope: InstrumentationScope)
+    /// Aggregated metric points of one collection interval.
+    case metricsCollected(CollectedMetrics)
     /// A record of a custom signal type.
     case custom(CustomSignalRecord)
     /// An SDK lifecycle change.
@@ -74,6 +79,7 @@ public enum TelemetryEvent: Sendable, Hashable {
             case .gauge: return .gaugeMeasurement
             case .histogram: return .histogramMeasurement
             }
+        case .metricsCollected: return .metricsCollected
         case .log: return .logRecord
         case .spanStarted: return .spanStarted
         case .spanEventAdded: return .spanEventAdded

@@ -1,0 +1,97 @@
+/// One stored event: its sequence, envelope fields and the exact record bytes.
+public struct StoredEvent: Sendable {
+    /// The event's sequence number in the log.
+    public let sequence: UInt64
+    /// The envelope's event type.
+    public let type: EventType
+    /// The envelope's timestamp.
+    public let timestampUnixNano: UInt64
+    /// The whole record (envelope, payload, checksum).
+    public let record: ArraySlice<UInt8>
+    /// The payload bytes (for span and log events, scope followed by the OTLP message).
+    public let payload: ArraySlice<UInt8>
+
+    /// Decodes the payload into a domain event.
+    public func decode() throws -> TelemetryEvent {
+        try EventCodec.decodePayload(type: type, payload)
+    }
+}
+
+/// Events read after a cursor, copied into one contiguous buffer.
+public struct EventBatch: Sendable, RandomAccessCollection {
+    package struct Entry: Sendable {
+        package var sequence: UInt64
+        package var type: EventType
+        package var timestamp: UInt64
+        package var start: Int
+        package var payloadStart: Int
+        package var payloadEnd: Int
+        package var end: Int
+
+        package init(sequence: UInt64, type: EventType, timestamp: UInt64, start: Int, payloadStart: Int, payloadEnd: Int, end: Int) {
+            self.sequence = sequence
+            self.type = type
+            self.timestamp = timestamp
+            self.start = start
+            self.payloadStart = payloadStart
+            self.payloadEnd = payloadEnd
+            self.end = end
+        }
+    }
+
+    package var storage: [UInt8] = []
+    package var entries: [Entry] = []
+    /// The last sequence the read examined, including skipped damaged records; a consumer that handled this
+    /// batch advances its cursor here. Equal to the position read after when nothing was found.
+    public package(set) var endSequence: UInt64
+    /// Damaged records skipped while reading this batch.
+    public package(set) var skippedCorrupted: Int = 0
+
+    package init(after position: UInt64) { endSequence = position }
+
+    /// An empty batch that starts after `position` (for exporters' tests and replay tools).
+    public init(startingAfter position: UInt64) { endSequence = position }
+
+    /// Appends one encoded record (as ``EventCodec/encode(_:timestampUnixNano:)`` makes it) under `sequence`.
+    ///
+    /// - Throws: the errors of ``EventCodec/envelope(of:)`` for a damaged record.
+    public mutating func append(sequence: UInt64, record: some Collection<UInt8>) throws(TelemetryFlowError) {
+        let bytes = Array(record)
+        let checked = bytes.withUnsafeBytes { raw in Result { () throws(TelemetryFlowError) in try EventCodec.envelope(of: raw) } }
+        let envelope = try checked.get()
+        let base = storage.count
+        storage.append(contentsOf: bytes)
+        entries.append(Entry(
+            sequence: sequence, type: envelope.type, timestamp: envelope.timestampUnixNano, start: base,
+            payloadStart: base + envelope.payload.lowerBound, payloadEnd: base + envelope.payload.upperBound,
+            end: storage.count))
+        endSequence = Swift.max(endSequence, sequence)
+    }
+
+    /// The events whose type satisfies `include`, keeping this batch's end sequence.
+    public func filter(types include: (EventType) -> Bool) -> EventBatch {
+        var out = EventBatch(after: endSequence)
+        out.skippedCorrupted = skippedCorrupted
+        for e in entries where include(e.type) {
+            let base = out.storage.count
+            out.storage.append(contentsOf: storage[e.start..<e.end])
+            out.entries.append(Entry(
+                sequence: e.sequence, type: e.type, timestamp: e.timestamp, start: base,
+                payloadStart: base + (e.payloadStart - e.start), payloadEnd: base + (e.payloadEnd - e.start),
+                end: base + (e.end - e.start)))
+        }
+        return out
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { entries.count }
+    public subscript(position: Int) -> StoredEvent {
+        let e = entries[position]
+        return StoredEvent(
+            sequence: e.sequence, type: e.type, timestampUnixNano: e.timestamp, record: storage[e.start..<e.end],
+            payload: storage[e.payloadStart..<e.payloadEnd])
+    }
+
+    /// Total record bytes in the batch.
+    public var byteCount: Int { storage.count }
+}

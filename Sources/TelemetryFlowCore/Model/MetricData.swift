@@ -1,0 +1,286 @@
+/// OTLP aggregation temporality (the numbers are OTLP's enum values).
+public enum AggregationTemporality: UInt8, Sendable, Hashable, CaseIterable {
+    case delta = 1
+    case cumulative = 2
+
+    /// Parses `delta` or `cumulative` (as `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`; `lowmemory` maps
+    /// to delta).
+    public init(parsing text: String) throws {
+        switch text.trimmingSpaces().lowercased() {
+        case "delta", "lowmemory": self = .delta
+        case "cumulative": self = .cumulative
+        default:
+            throw TelemetryFlowError(.invalidConfiguration, "temporality \"\(text)\" is not supported: use cumulative or delta")
+        }
+    }
+}
+
+/// One histogram data point with explicit bucket boundaries.
+public struct HistogramPoint: Sendable, Hashable {
+    public var count: UInt64
+    public var sum: Double
+    public var min: Double
+    public var max: Double
+    /// Upper bounds of the buckets; there is one more bucket than bounds (the overflow bucket).
+    public var bounds: [Double]
+    public var bucketCounts: [UInt64]
+
+    public init(count: UInt64 = 0, sum: Double = 0, min: Double = .infinity, max: Double = -.infinity, bounds: [Double], bucketCounts: [UInt64]? = nil) {
+        self.count = count
+        self.sum = sum
+        self.min = min
+        self.max = max
+        self.bounds = bounds
+        self.bucketCounts = bucketCounts ?? Array(repeating: 0, count: bounds.count + 1)
+    }
+
+    /// Adds one value (the bucket is the first whose bound is ≥ the value, as OTLP defines).
+    public mutating func record(_ value: Double) {
+        var low = 0, high = bounds.count
+        while low < high {
+            let mid = (low + high) / 2
+            if value <= bounds[mid] { high = mid } else { low = mid + 1 }
+        }
+        bucketCounts[low] &+= 1
+        count &+= 1
+        sum += value
+        if value < min { min = value }
+        if value > max { max = value }
+    }
+
+    /// Adds another point with the same bounds.
+    public mutating func merge(_ other: HistogramPoint) {
+        for i in bucketCounts.indices where i < other.bucketCounts.count { bucketCounts[i] &+= other.bucketCounts[i] }
+        count &+= other.count
+        sum += other.sum
+        min = Swift.min(min, other.min)
+        max = Swift.max(max, other.max)
+    }
+}
+
+/// One exported data point of a metric stream.
+public struct MetricPoint: Sendable, Hashable {
+    public enum Value: Sendable, Hashable {
+        case number(MetricValue)
+        case histogram(HistogramPoint)
+    }
+
+    public var attributes: Attributes
+    public var startTimeUnixNano: UInt64
+    public var timeUnixNano: UInt64
+    public var value: Value
+
+    public init(attributes: Attributes, startTimeUnixNano: UInt64, timeUnixNano: UInt64, value: Value) {
+        self.attributes = attributes
+        self.startTimeUnixNano = startTimeUnixNano
+        self.timeUnixNano = timeUnixNano
+        self.value = value
+    }
+}
+
+/// One metric stream as collected: a sum, a last-value gauge or a histogram.
+public struct MetricData: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable {
+        case sum(monotonic: Bool, temporality: AggregationTemporality)
+        case gauge
+        case histogram(temporality: AggregationTemporality)
+    }
+
+    public var name: String
+    public var description: String
+    public var unit: String
+    public var scope: InstrumentationScope
+    public var kind: Kind
+    public var points: [MetricPoint]
+
+    public init(name: String, description: String = "", unit: String = "", scope: InstrumentationScope, kind: Kind, points: [MetricPoint]) {
+        self.name = name
+        self.description = description
+        self.unit = unit
+        self.scope = scope
+        self.kind = kind
+        self.points = points
+    }
+}
+
+/// What one collection of the metrics projection produced; stored as a `metrics_collected` event.
+public struct CollectedMetrics: Sendable, Hashable {
+    /// Every measurement event with a sequence up to this one is included (and none after it).
+    public var foldedThrough: UInt64
+    public var timeUnixNano: UInt64
+    public var metrics: [MetricData]
+
+    public init(foldedThrough: UInt64, timeUnixNano: UInt64, metrics: [MetricData]) {
+        self.foldedThrough = foldedThrough
+        self.timeUnixNano = timeUnixNano
+        self.metrics = metrics
+    }
+
+    /// Number of data points over all metrics.
+    public var pointCount: Int { metrics.reduce(0) { $0 + $1.points.count } }
+}
+
+// MARK: OTLP protobuf
+
+extension CollectedMetrics {
+    /// Writes the metrics as OTLP `ScopeMetrics` messages in `field` (field 2 of `ResourceMetrics`), one per scope
+    /// in first-seen order.
+    public func encodeOTLPScopeMetrics(field: UInt32 = 2, into w: inout ProtobufWriter) {
+        var order: [InstrumentationScope] = []
+        var byScope: [InstrumentationScope: [Int]] = [:]
+        for (i, metric) in metrics.enumerated() {
+            if byScope[metric.scope] == nil { order.append(metric.scope) }
+            byScope[metric.scope, default: []].append(i)
+        }
+        for scope in order {
+            w.writeMessageField(field) { w in
+                w.writeMessageField(1) { w in
+                    w.writeStringField(1, scope.name)
+                    w.writeStringField(2, scope.version)
+                }
+                for i in byScope[scope]! { metrics[i].encodeOTLP(field: 2, into: &w) }
+            }
+        }
+    }
+
+    /// Reads `ScopeMetrics` messages written by ``encodeOTLPScopeMetrics(field:into:)``.
+    public static func decodeOTLPScopeMetrics(_ bytes: ArraySlice<UInt8>, field: UInt32 = 2) throws -> [MetricData] {
+        var out: [MetricData] = []
+        var r = ProtobufReader(bytes)
+        while let (f, v) = try r.next() {
+            guard f == field else { continue }
+            var scope = InstrumentationScope(name: "")
+            var metricBytes: [ArraySlice<UInt8>] = []
+            var sr = ProtobufReader(try v.asBytes())
+            while let (sf, sv) = try sr.next() {
+                switch sf {
+                case 1:
+                    var ir = ProtobufReader(try sv.asBytes())
+                    while let (inf, iv) = try ir.next() {
+                        if inf == 1 { scope.name = try iv.asString() } else if inf == 2 { scope.version = try iv.asString() }
+                    }
+                case 2: metricBytes.append(try sv.asBytes())
+                default: break
+                }
+            }
+            for m in metricBytes { out.append(try MetricData(otlp: m, scope: scope)) }
+        }
+        return out
+    }
+}
+
+extension MetricData {
+    func encodeOTLP(field: UInt32, into w: inout ProtobufWriter) {
+        w.writeMessageField(field) { w in
+            w.writeStringField(1, name)
+            w.writeStringField(2, description)
+            w.writeStringField(3, unit)
+            switch kind {
+            case .gauge:
+                w.writeMessageField(5) { w in for p in points { p.encodeNumberOTLP(into: &w) } }
+            case .sum(let monotonic, let temporality):
+                w.writeMessageField(7) { w in
+                    for p in points { p.encodeNumberOTLP(into: &w) }
+                    w.writeVarintField(2, UInt64(temporality.rawValue))
+                    w.writeBoolField(3, monotonic)
+                }
+            case .histogram(let temporality):
+                w.writeMessageField(9) { w in
+                    for p in points { p.encodeHistogramOTLP(into: &w) }
+                    w.writeVarintField(2, UInt64(temporality.rawValue))
+                }
+            }
+        }
+    }
+
+    init(otlp bytes: ArraySlice<UInt8>, scope: InstrumentationScope) throws {
+        self.init(name: "", scope: scope, kind: .gauge, points: [])
+        var r = ProtobufReader(bytes)
+        while let (f, v) = try r.next() {
+            switch f {
+            case 1: name = try v.asString()
+            case 2: description = try v.asString()
+            case 3: unit = try v.asString()
+            case 5, 7, 9:
+                var temporality = AggregationTemporality.cumulative
+                var monotonic = false
+                var dr = ProtobufReader(try v.asBytes())
+                while let (df, dv) = try dr.next() {
+                    switch df {
+                    case 1: points.append(try MetricPoint(otlp: try dv.asBytes(), histogram: f == 9))
+                    case 2: temporality = AggregationTemporality(rawValue: UInt8(truncatingIfNeeded: try dv.asVarint())) ?? .cumulative
+                    case 3: monotonic = try dv.asVarint() != 0
+                    default: break
+                    }
+                }
+                kind = f == 5 ? .gauge : f == 7 ? .sum(monotonic: monotonic, temporality: temporality) : .histogram(temporality: temporality)
+            default: break
+            }
+        }
+    }
+}
+
+extension MetricPoint {
+    func encodeNumberOTLP(into w: inout ProtobufWriter) {
+        w.writeMessageField(1) { w in
+            w.writeFixed64Field(2, startTimeUnixNano)
+            w.writeFixed64Field(3, timeUnixNano)
+            if case .number(let n) = value {
+                switch n {
+                case .double(let d): w.writeDoubleField(4, d, always: true)
+                case .int(let i): w.writeFixed64Field(6, UInt64(bitPattern: i), always: true)
+                }
+            }
+            attributes.encodeOTLP(field: 7, into: &w)
+        }
+    }
+
+    func encodeHistogramOTLP(into w: inout ProtobufWriter) {
+        guard case .histogram(let h) = value else { return }
+        w.writeMessageField(1) { w in
+            w.writeFixed64Field(2, startTimeUnixNano)
+            w.writeFixed64Field(3, timeUnixNano)
+            w.writeFixed64Field(4, h.count, always: true)
+            w.writeDoubleField(5, h.sum, always: true)
+            w.writeMessageField(6) { w in for c in h.bucketCounts { w.writeRawFixed64(c) } }
+            if !h.bounds.isEmpty { w.writeMessageField(7) { w in for b in h.bounds { w.writeRawFixed64(b.bitPattern) } } }
+            attributes.encodeOTLP(field: 9, into: &w)
+            if h.count > 0 {
+                w.writeDoubleField(11, h.min, always: true)
+                w.writeDoubleField(12, h.max, always: true)
+            }
+        }
+    }
+
+    init(otlp bytes: ArraySlice<UInt8>, histogram: Bool) throws {
+        var attributes = Attributes()
+        var start: UInt64 = 0, time: UInt64 = 0
+        var number = MetricValue.int(0)
+        var h = HistogramPoint(bounds: [], bucketCounts: [])
+        var r = ProtobufReader(bytes)
+        func packedFixed64(_ v: ProtobufReader.Value) throws -> [UInt64] {
+            let b = try v.asBytes()
+            guard b.count % 8 == 0 else { throw TelemetryFlowError(.decoding, "packed fixed64 field has \(b.count) bytes") }
+            return stride(from: b.startIndex, to: b.endIndex, by: 8).map { i in
+                (0..<8).reduce(UInt64(0)) { $0 | UInt64(b[i + $1]) << (8 * UInt64($1)) }
+            }
+        }
+        while let (f, v) = try r.next() {
+            switch (histogram, f) {
+            case (_, 2): start = try v.asFixed64()
+            case (_, 3): time = try v.asFixed64()
+            case (false, 4): number = .double(Double(bitPattern: try v.asFixed64()))
+            case (false, 6): number = .int(Int64(bitPattern: try v.asFixed64()))
+            case (false, 7), (true, 9): try attributes.appendOTLPKeyValue(try v.asBytes())
+            case (true, 4): h.count = try v.asFixed64()
+            case (true, 5): h.sum = Double(bitPattern: try v.asFixed64())
+            case (true, 6): h.bucketCounts = try packedFixed64(v)
+            case (true, 7): h.bounds = try packedFixed64(v).map { Double(bitPattern: $0) }
+            case (true, 11): h.min = Double(bitPattern: try v.asFixed64())
+            case (true, 12): h.max = Double(bitPattern: try v.asFixed64())
+            default: break
+            }
+        }
+        self.init(attributes: attributes, startTimeUnixNano: start, timeUnixNano: time, value: histogram ? .histogram(h) : .number(number))
+    }
+}
