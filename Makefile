@@ -3,13 +3,13 @@
 
 SWIFT ?= swift
 PYTHON ?= python3
-APT_PACKAGES := liblmdb-dev libcurl4-openssl-dev libnghttp2-dev pkg-config
+APT_PACKAGES := liblmdb-dev libcurl4-openssl-dev libnghttp2-dev zlib1g-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
 .PHONY: deps test-deps build demo test bench clean
 
 deps:
-	@if ! pkg-config --exists lmdb libcurl 2>/dev/null || ! dpkg -s libnghttp2-dev >/dev/null 2>&1; then \
+	@if ! pkg-config --exists lmdb libcurl zlib 2>/dev/null || ! dpkg -s libnghttp2-dev >/dev/null 2>&1; then \
 		echo "installing $(APT_PACKAGES)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
 	fi

@@ -14,6 +14,9 @@ let package = Package(
     products: [
         .library(name: "TelemetryFlowCore", targets: ["TelemetryFlowCore"]),
         .library(name: "TelemetryFlowStorage", targets: ["TelemetryFlowStorage"]),
+        .library(name: "TelemetryFlowTransport", targets: ["TelemetryFlowTransport"]),
+        .library(name: "TelemetryFlowOTLP", targets: ["TelemetryFlowOTLP"]),
+        .library(name: "TelemetryFlow", targets: ["TelemetryFlow"]),
         .executable(name: "tflow", targets: ["tflow"]),
         .executable(name: "tflow-bench", targets: ["EngineBenchmark"]),
     ],
@@ -31,12 +34,23 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev", "libnghttp2-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(name: "TelemetryFlowCore"),
         .target(name: "TelemetryFlowStorage", dependencies: ["TelemetryFlowCore", "CLMDB"]),
+        .target(name: "TelemetryFlowTransport", dependencies: ["TelemetryFlowCore", "CCurl", "CZlib"]),
+        .target(name: "TelemetryFlowOTLP", dependencies: ["TelemetryFlowCore", "TelemetryFlowTransport"]),
+        .target(
+            name: "TelemetryFlow",
+            dependencies: ["TelemetryFlowCore", "TelemetryFlowStorage", "TelemetryFlowTransport", "TelemetryFlowOTLP"]
+        ),
         .executableTarget(
             name: "tflow",
             dependencies: [
-                "TelemetryFlowCore", "TelemetryFlowStorage",
+                "TelemetryFlowCore", "TelemetryFlowStorage", "TelemetryFlow",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

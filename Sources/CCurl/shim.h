@@ -21,4 +21,12 @@ static inline CURLcode tf_curl_easy_getinfo_long(CURL *handle, CURLINFO info, lo
 static inline CURLMcode tf_curl_multi_setopt_long(CURLM *handle, CURLMoption option, long value) {
     return curl_multi_setopt(handle, option, value);
 }
+typedef size_t (*tf_curl_data_callback)(char *data, size_t size, size_t count, void *userdata);
+static inline CURLcode tf_curl_easy_setopt_callback(CURL *handle, CURLoption option, tf_curl_data_callback value) {
+    return curl_easy_setopt(handle, option, value);
+}
+/* The running libcurl's version as 0xXXYYZZ. */
+static inline unsigned int tf_curl_version_num(void) { return curl_version_info(CURLVERSION_NOW)->version_num; }
+/* Whether the running libcurl was built with HTTP/2 (nghttp2). */
+static inline int tf_curl_has_http2(void) { return (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2) != 0; }
 #endif

@@ -136,9 +136,14 @@ final class AppendQueue: @unchecked Sendable {
 }
 
 /// Work other than records that only the writer thread may do (every LMDB write happens there).
+/// Extra metadata writes committed with a cursor change.
+typealias MetadataWrite = @Sendable (MetadataStore, OpaquePointer) throws(TelemetryFlowError) -> Void
+
 enum WriterOperation: Sendable {
     /// Set (or with nil delete) cursors, then call `done` once the change is committed.
-    case setCursors([String: UInt64?], done: @Sendable (TelemetryFlowError?) -> Void)
+    /// `extra` runs inside the same metadata transaction (dead letters, projection checkpoints), so a cursor
+    /// move and what it stands for commit together.
+    case setCursors([String: UInt64?], extra: MetadataWrite?, done: @Sendable (TelemetryFlowError?) -> Void)
     /// Remember damaged sequences found by a reader.
     case quarantine([UInt64: String])
     /// Wake the writer to re-check retention and quota now.

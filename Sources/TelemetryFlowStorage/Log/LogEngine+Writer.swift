@@ -297,7 +297,7 @@ extension LogEngine {
     private func apply(_ operations: [WriterOperation]) {
         for operation in operations {
             switch operation {
-            case .setCursors(let changes, let done):
+            case .setCursors(let changes, let extra, let done):
                 do {
                     let counters = counterSnapshot()
                     try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
@@ -308,6 +308,7 @@ extension LogEngine {
                                 try meta.delete(txn, meta.cursors, Array(name.utf8))
                             }
                         }
+                        try extra?(meta, txn)
                         try meta.putCounters(txn, counters)
                     }
                     cursorState.withLock { state in

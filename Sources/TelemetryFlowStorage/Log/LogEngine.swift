@@ -124,7 +124,7 @@ final class LogEngine: @unchecked Sendable {
 
     // MARK: Cursors
 
-    func setCursors(_ changes: [String: UInt64?], validate: Bool) async throws {
+    func setCursors(_ changes: [String: UInt64?], validate: Bool, extra: MetadataWrite? = nil) async throws {
         if validate {
             for (name, position) in changes {
                 guard !name.isEmpty, name.utf8.count <= 200 else {
@@ -144,7 +144,7 @@ final class LogEngine: @unchecked Sendable {
             }
         }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let submitted = queue.submit(.setCursors(changes, done: { error in
+            let submitted = queue.submit(.setCursors(changes, extra: extra, done: { error in
                 if let error { continuation.resume(throwing: error) } else { continuation.resume() }
             }))
             if !submitted { continuation.resume(throwing: TelemetryFlowError(.closed, "the log is closed")) }

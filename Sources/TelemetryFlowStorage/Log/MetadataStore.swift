@@ -44,15 +44,18 @@ final class MetadataStore: @unchecked Sendable {
     let cursors: MDB_dbi
     let counters: MDB_dbi
     let quarantine: MDB_dbi
+    let deadLetters: MDB_dbi
+    let checkpoints: MDB_dbi
 
     init(path: String, noSync: Bool) throws(TelemetryFlowError) {
-        env = try LMDBEnvironment(path: path, mapSize: 256 << 20, maxDatabases: 8, noSync: noSync)
+        env = try LMDBEnvironment(path: path, mapSize: 256 << 20, maxDatabases: 12, noSync: noSync)
         let e = env
-        (info, segments, cursors, counters, quarantine) = try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+        (info, segments, cursors, counters, quarantine, deadLetters, checkpoints) = try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
             (
                 try e.openDatabase(txn, "info", create: true), try e.openDatabase(txn, "segments", create: true),
                 try e.openDatabase(txn, "cursors", create: true), try e.openDatabase(txn, "counters", create: true),
-                try e.openDatabase(txn, "quarantine", create: true)
+                try e.openDatabase(txn, "quarantine", create: true), try e.openDatabase(txn, "dead_letters", create: true),
+                try e.openDatabase(txn, "checkpoints", create: true)
             )
         }
     }

@@ -1,0 +1,206 @@
+import Glibc
+import Synchronization
+public import TelemetryFlowCore
+public import TelemetryFlowTransport
+
+/// Registers the OTLP exporter (`otlp`) and its three protocols (`grpc`, `http/protobuf`, `http/json`).
+public struct OTLPPlugin: TelemetryFlowPlugin {
+    public init() {}
+
+    public func register(into registry: PluginRegistry) throws {
+        try registry.register(exporter: OTLPExporterPlugin())
+        for mode in OTLPWire.allCases { try registry.register(protocol: OTLPProtocolPlugin(wire: mode)) }
+    }
+}
+
+/// The three OTLP wire protocols.
+public enum OTLPWire: String, Sendable, CaseIterable {
+    case grpc = "grpc"
+    case httpProtobuf = "http/protobuf"
+    case httpJSON = "http/json"
+
+    /// The default endpoint when none is configured (OTLP's defaults).
+    public var defaultEndpoint: String { self == .grpc ? "http://localhost:4317" : "http://localhost:4318" }
+
+    /// `/v1/traces`, `/v1/logs`, `/v1/metrics`.
+    public static func httpPath(_ signal: SignalType) -> String { "/v1/\(signal.name)" }
+
+    /// The gRPC method path of the signal's collector service.
+    public static func grpcPath(_ signal: SignalType) -> String {
+        switch signal {
+        case .traces: return "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        case .logs: return "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+        default: return "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+        }
+    }
+}
+
+/// A protocol plugin for one OTLP wire protocol.
+public struct OTLPProtocolPlugin: ProtocolPlugin {
+    public let wire: OTLPWire
+    public var name: String { wire.rawValue }
+
+    public init(wire: OTLPWire) { self.wire = wire }
+
+    public func makeSender(_ configuration: ExporterConfiguration) throws -> any SignalSender {
+        try OTLPSender(wire: wire, configuration: configuration)
+    }
+}
+
+/// Sends one signal's events as an OTLP export request and maps the answer with ``OTLPResponseRules``.
+public final class OTLPSender: SignalSender {
+    public let wire: OTLPWire
+    public let urls: [SignalType: String]
+    public let acceptedSignals: Set<SignalType> = [.traces, .logs, .metrics]
+    let client: HTTPClient
+    let headers: [(name: String, value: String)]
+    let timeout: Duration
+    let compression: Compression
+    let insecure: Bool
+    let protobuf: OTLPProtobufEncoder
+    let json: OTLPJSONEncoder
+
+    public init(wire: OTLPWire, configuration: ExporterConfiguration) throws {
+        self.wire = wire
+        let base = try Self.normalize(configuration.endpoint ?? wire.defaultEndpoint, wire: wire, insecure: configuration.insecure, what: "endpoint")
+        var urls: [SignalType: String] = [:]
+        for signal in [SignalType.traces, .logs, .metrics] {
+            if let specific = configuration.signalEndpoints[signal] {
+                let url = try Self.normalize(specific, wire: wire, insecure: configuration.insecure, what: "\(signal) endpoint")
+                // A per-signal HTTP endpoint is used as is; a gRPC one still names only the server.
+                urls[signal] = wire == .grpc ? Self.join(url, OTLPWire.grpcPath(signal)) : url
+            } else {
+                urls[signal] = Self.join(base, wire == .grpc ? OTLPWire.grpcPath(signal) : OTLPWire.httpPath(signal))
+            }
+        }
+        for signal in configuration.signalEndpoints.keys where !acceptedSignals.contains(signal) {
+            throw TelemetryFlowError(.invalidConfiguration, "OTLP has no endpoint for signal \"\(signal)\"")
+        }
+        self.urls = urls
+        for (name, value) in configuration.requestHeaders {
+            guard !name.isEmpty, !name.contains(":"), !name.contains("\n"), !value.contains("\n"), !value.contains("\r") else {
+                throw TelemetryFlowError(.invalidConfiguration, "header \"\(name)\" is not a valid HTTP header")
+            }
+        }
+        headers = configuration.requestHeaders.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        guard configuration.timeout > .zero else {
+            throw TelemetryFlowError(.invalidConfiguration, "exporter \"\(configuration.name)\": timeout must be positive")
+        }
+        timeout = configuration.timeout
+        compression = configuration.compression
+        insecure = configuration.insecure
+        protobuf = OTLPProtobufEncoder(resource: configuration.resource)
+        json = OTLPJSONEncoder(resource: configuration.resource)
+        client = try HTTPClient()
+        if wire == .grpc && !client.capabilities.supportsHTTP2 {
+            throw TelemetryFlowError(.unsupported, "the installed libcurl \(client.capabilities.versionString) has no HTTP/2, which gRPC needs; use http/protobuf")
+        }
+    }
+
+    static func normalize(_ endpoint: String, wire: OTLPWire, insecure: Bool, what: String) throws -> String {
+        let text = endpoint.trimmingCharacters()
+        if text.hasPrefix("http://") || text.hasPrefix("https://") {
+            guard text.split(separator: "/", omittingEmptySubsequences: true).count >= 2 else {
+                throw TelemetryFlowError(.invalidConfiguration, "OTLP \(what) \"\(endpoint)\" has no host")
+            }
+            return text
+        }
+        if wire == .grpc, !text.isEmpty, !text.contains("://") {
+            // gRPC endpoints are often given as host:port; TLS unless the exporter is marked insecure.
+            return (insecure ? "http://" : "https://") + text
+        }
+        throw TelemetryFlowError(.invalidConfiguration, "OTLP \(what) \"\(endpoint)\" must start with http:// or https://")
+    }
+
+    static func join(_ base: String, _ path: String) -> String {
+        base.hasSuffix("/") ? String(base.dropLast()) + path : base + path
+    }
+
+    public func send(_ signal: SignalType, _ batch: EventBatch) async -> ExportResult {
+        guard let url = urls[signal] else { return .permanent(reason: "OTLP cannot send signal \"\(signal)\"") }
+        let body: [UInt8]
+        do {
+            guard let encoded = try (wire == .httpJSON ? json.encode(signal, batch) : protobuf.encode(signal, batch)) else { return .success }
+            body = encoded.bytes
+        } catch {
+            return .permanent(reason: "cannot encode the batch: \(error)")
+        }
+        do {
+            switch wire {
+            case .grpc:
+                let response = try await GRPC.unary(
+                    client, url: url, message: body, headers: headers, timeout: timeout, compress: compression == .gzip, insecure: insecure)
+                return OTLPResponseRules.result(grpc: response)
+            case .httpProtobuf, .httpJSON:
+                var request = HTTPRequest(url: url)
+                request.body = compression == .gzip ? try Gzip.compress(body) : body
+                request.timeout = timeout
+                request.insecure = insecure
+                request.version = url.hasPrefix("https://") ? .http2 : .http1_1
+                request.headers = [("Content-Type", wire == .httpJSON ? "application/json" : "application/x-protobuf"), ("User-Agent", "telemetryflow-swift")]
+                    + (compression == .gzip ? [("Content-Encoding", "gzip")] : []) + headers
+                let response = try await client.send(request)
+                return OTLPResponseRules.result(http: response, json: wire == .httpJSON, nowUnixSeconds: Int64(time(nil)))
+            }
+        } catch {
+            return OTLPResponseRules.result(transport: error)
+        }
+    }
+
+    public func shutdown() async { client.shutdown() }
+}
+
+/// The `otlp` exporter plugin: sends traces, logs and metrics through the protocol named in the configuration
+/// (default `http/protobuf`), looked up in the registry.
+public struct OTLPExporterPlugin: ExporterPlugin {
+    public let name = "otlp"
+    public init() {}
+
+    public func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter {
+        try configuration.checkOptions([])
+        let sender = try registry.protocolPlugin(named: configuration.protocolName ?? OTLPWire.httpProtobuf.rawValue).makeSender(configuration)
+        let signals = configuration.signals ?? sender.acceptedSignals
+        let unsupported = signals.subtracting(sender.acceptedSignals)
+        guard unsupported.isEmpty else {
+            throw TelemetryFlowError(
+                .invalidConfiguration, "exporter \"\(configuration.name)\": OTLP cannot send \(unsupported.sorted().map(\.name).joined(separator: ", "))")
+        }
+        return SignalSenderExporter(sender: sender, acceptedSignals: signals)
+    }
+}
+
+/// An exporter that sends each signal of a batch through a ``SignalSender``. When one signal fails with a
+/// retryable error, the signals already delivered for the same batch are not sent again on the retry.
+public final class SignalSenderExporter: TelemetryExporter {
+    public let sender: any SignalSender
+    public let acceptedSignals: Set<SignalType>
+    private let delivered = Mutex<(end: UInt64, signals: Set<SignalType>)>((0, []))
+
+    public init(sender: any SignalSender, acceptedSignals: Set<SignalType>) {
+        self.sender = sender
+        self.acceptedSignals = acceptedSignals
+    }
+
+    public func export(_ batch: EventBatch) async -> ExportResult {
+        var present: Set<SignalType> = []
+        for event in batch { if let s = event.type.builtInSignal { present.insert(s) } }
+        let done = delivered.withLock { $0.end == batch.endSequence ? $0.signals : [] }
+        var results: [ExportResult] = []
+        for signal in present.intersection(acceptedSignals).subtracting(done).sorted() {
+            let result = await sender.send(signal, batch)
+            if case .retryable = result {
+                delivered.withLock { state in
+                    if state.end != batch.endSequence { state = (batch.endSequence, []) }
+                    for r in zip(results, present.intersection(acceptedSignals).subtracting(done).sorted()) where r.0 == .success {
+                        state.signals.insert(r.1)
+                    }
+                }
+                return result
+            }
+            results.append(result)
+        }
+        return ExportResult.combine(results)
+    }
+
+    public func shutdown() async { await sender.shutdown() }
+}

@@ -1,0 +1,174 @@
+public import TelemetryFlowCore
+
+/// Builds OTLP `Export{Trace,Logs,Metrics}ServiceRequest` protobuf bytes from stored events.
+///
+/// Span and log payloads already hold OTLP `Span` / `LogRecord` bytes behind their scope, so a request is built
+/// by grouping them by scope and concatenating them as length-delimited repeated fields, with exact lengths
+/// computed up front: nothing is decoded and nothing is moved twice. Metric collections hold ready
+/// `ScopeMetrics` records and are concatenated the same way.
+public struct OTLPProtobufEncoder: Sendable {
+    public let resource: Resource
+    private let resourceMessage: [UInt8]
+
+    public init(resource: Resource) {
+        self.resource = resource
+        var w = ProtobufWriter()
+        resource.attributes.encodeOTLP(field: 1, into: &w)
+        resourceMessage = w.bytes
+    }
+
+    /// The event types that carry exportable data for `signal`.
+    public static func exportedTypes(for signal: SignalType) -> Set<EventType> {
+        switch signal {
+        case .traces: return [.spanEnded]
+        case .logs: return [.logRecord]
+        case .metrics: return [.metricsCollected]
+        default: return []
+        }
+    }
+
+    /// The request for `signal` holding the exportable events of `batch`, and how many items (spans, log records,
+    /// data points) it carries. Returns nil when the batch holds nothing to send.
+    public func encode(_ signal: SignalType, _ batch: EventBatch) throws -> (bytes: [UInt8], items: Int)? {
+        switch signal {
+        case .traces: return try encodeScoped(batch, type: .spanEnded)
+        case .logs: return try encodeScoped(batch, type: .logRecord)
+        case .metrics: return try encodeMetrics(batch)
+        default: throw TelemetryFlowError(.unsupported, "OTLP has no encoding for signal \"\(signal)\"")
+        }
+    }
+
+    private struct ScopeGroup {
+        var scope: ArraySlice<UInt8>  // name and version, each varint-length-prefixed (the payload's layout)
+        var items: [ArraySlice<UInt8>] = []  // the OTLP messages, sharing the batch's storage
+        var itemsSize = 0
+    }
+
+    private func encodeScoped(_ batch: EventBatch, type: EventType) throws -> (bytes: [UInt8], items: Int)? {
+        var groups: [ScopeGroup] = []
+        var index: [ArraySlice<UInt8>: Int] = [:]
+        var count = 0
+        for event in batch where event.type == type {
+            let payload = event.payload
+            var i = payload.startIndex
+            let end = payload.endIndex
+            for _ in 0..<2 {
+                let (length, next) = try readVarint(payload, i, end)
+                i = next + Int(length)
+                guard i <= end else { throw TelemetryFlowError(.decoding, "event #\(event.sequence): scope runs past the payload") }
+            }
+            let scope = payload[payload.startIndex..<i]
+            let slot: Int
+            if let existing = index[scope] {
+                slot = existing
+            } else {
+                slot = groups.count
+                index[scope] = slot
+                groups.append(ScopeGroup(scope: scope))
+            }
+            let size = end - i
+            groups[slot].items.append(payload[i..<end])
+            groups[slot].itemsSize += 1 + varintSize(UInt64(size)) + size
+            count += 1
+        }
+        guard count > 0 else { return nil }
+
+        // Exact sizes, innermost first.
+        var scopeMessageSizes: [Int] = []
+        var scopeGroupSizes: [Int] = []
+        var resourceBody = resourceMessage.isEmpty ? 0 : 1 + varintSize(UInt64(resourceMessage.count)) + resourceMessage.count
+        for group in groups {
+            let (nameLength, afterName) = try readVarint(group.scope, group.scope.startIndex, group.scope.endIndex)
+            let versionAt = afterName + Int(nameLength)
+            let (versionLength, _) = try readVarint(group.scope, versionAt, group.scope.endIndex)
+            var scopeMessage = 0
+            if nameLength > 0 { scopeMessage += 1 + varintSize(nameLength) + Int(nameLength) }
+            if versionLength > 0 { scopeMessage += 1 + varintSize(versionLength) + Int(versionLength) }
+            scopeMessageSizes.append(scopeMessage)
+            let body = 1 + varintSize(UInt64(scopeMessage)) + scopeMessage + group.itemsSize
+            scopeGroupSizes.append(body)
+            resourceBody += 1 + varintSize(UInt64(body)) + body
+        }
+        let total = 1 + varintSize(UInt64(resourceBody)) + resourceBody
+        var w = ProtobufWriter()
+        w.bytes.reserveCapacity(total)
+        w.writeTag(1, .lengthDelimited)  // resource_spans / resource_logs
+        w.writeVarint(UInt64(resourceBody))
+        if !resourceMessage.isEmpty {
+            w.writeTag(1, .lengthDelimited)
+            w.writeVarint(UInt64(resourceMessage.count))
+            w.bytes.append(contentsOf: resourceMessage)
+        }
+        for (g, group) in groups.enumerated() {
+            w.writeTag(2, .lengthDelimited)  // scope_spans / scope_logs
+            w.writeVarint(UInt64(scopeGroupSizes[g]))
+            w.writeTag(1, .lengthDelimited)  // scope
+            w.writeVarint(UInt64(scopeMessageSizes[g]))
+            let (nameLength, afterName) = try readVarint(group.scope, group.scope.startIndex, group.scope.endIndex)
+            if nameLength > 0 {
+                w.writeTag(1, .lengthDelimited)
+                w.bytes.append(contentsOf: group.scope[(afterName - varintSize(nameLength))..<(afterName + Int(nameLength))])
+            }
+            let versionAt = afterName + Int(nameLength)
+            let (versionLength, afterVersion) = try readVarint(group.scope, versionAt, group.scope.endIndex)
+            if versionLength > 0 {
+                w.writeTag(2, .lengthDelimited)
+                w.bytes.append(contentsOf: group.scope[versionAt..<(afterVersion + Int(versionLength))])
+            }
+            for item in group.items {
+                w.writeTag(2, .lengthDelimited)  // spans / log_records
+                w.writeVarint(UInt64(item.count))
+                w.bytes.append(contentsOf: item)
+            }
+        }
+        return (w.bytes, count)
+    }
+
+    private func encodeMetrics(_ batch: EventBatch) throws -> (bytes: [UInt8], items: Int)? {
+        var w = ProtobufWriter()
+        var points = 0
+        var any = false
+        w.writeMessageField(1) { w in  // resource_metrics
+            if !resourceMessage.isEmpty {
+                w.writeTag(1, .lengthDelimited)
+                w.writeVarint(UInt64(resourceMessage.count))
+                w.bytes.append(contentsOf: resourceMessage)
+            }
+            for event in batch where event.type == .metricsCollected {
+                // Payload: folded-through (8 bytes), time (8 bytes), then ScopeMetrics records in field 2.
+                let records = event.payload.dropFirst(16)
+                guard !records.isEmpty else { continue }
+                any = true
+                w.bytes.append(contentsOf: records)
+                points += Self.countPoints(records)
+            }
+        }
+        return any ? (w.bytes, points) : nil
+    }
+
+    /// Data points in `ScopeMetrics` records (for partial-success accounting and statistics).
+    static func countPoints(_ records: ArraySlice<UInt8>) -> Int {
+        (try? CollectedMetrics.decodeOTLPScopeMetrics(records).reduce(0) { $0 + $1.points.count }) ?? 0
+    }
+}
+
+@inline(__always)
+func varintSize(_ value: UInt64) -> Int {
+    value < 1 << 7 ? 1 : value < 1 << 14 ? 2 : value < 1 << 21 ? 3 : value < 1 << 28 ? 4 : (64 - value.leadingZeroBitCount + 6) / 7
+}
+
+@inline(__always)
+func readVarint(_ bytes: ArraySlice<UInt8>, _ start: Int, _ end: Int) throws -> (UInt64, Int) {
+    var value: UInt64 = 0
+    var shift: UInt64 = 0
+    var i = start
+    while i < end {
+        let b = bytes[i]
+        value |= UInt64(b & 0x7f) << shift
+        i += 1
+        if b < 0x80 { return (value, i) }
+        shift += 7
+        if shift > 63 { break }
+    }
+    throw TelemetryFlowError(.decoding, "malformed varint in stored payload")
+}
