@@ -64,6 +64,10 @@ let package = Package(
             name: "TelemetryFlowStorageTests",
             dependencies: ["TelemetryFlowCore", "TelemetryFlowStorage", "CLMDB", "tflow"]
         ),
+        .testTarget(
+            name: "TelemetryFlowExportTests",
+            dependencies: ["TelemetryFlow", "TelemetryFlowCore", "TelemetryFlowStorage", "TelemetryFlowTransport", "TelemetryFlowOTLP", "tflow"]
+        ),
     ]
 )
 

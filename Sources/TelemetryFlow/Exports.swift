@@ -1,1 +1,3 @@
-public import TelemetryFlowCore
+@_exported public import TelemetryFlowCore
+@_exported public import TelemetryFlowStorage
+@_exported public import TelemetryFlowOTLP

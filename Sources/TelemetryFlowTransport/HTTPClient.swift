@@ -131,7 +131,7 @@ final class Transfer: @unchecked Sendable {
 
     func headerLine(_ line: String) {
         var text = Substring(line)
-        while let last = text.last, last == "\r" || last == "\n" { text = text.dropLast() }
+        while let last = text.last, last.isNewline || last == " " { text = text.dropLast() }
         if text.isEmpty {
             headersDone = true
             return

@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+import TelemetryFlow
+import TelemetryFlowCore
+import TelemetryFlowStorage
+
+func makeLog(_ dir: String) throws -> EventLog {
+    var configuration = LogConfiguration(directory: dir)
+    configuration.durability = .never
+    configuration.segmentSize = 4 << 20
+    configuration.quotaBytes = 512 << 20
+    return try EventLog(configuration)
+}
+
+func exporterConfiguration(_ name: String, _ protocolName: String, _ receiver: Receiver) -> ExporterConfiguration {
+    var c = ExporterConfiguration(name: name, plugin: "otlp")
+    c.protocolName = protocolName
+    c.endpoint = receiver.endpoint(protocolName)
+    c.resource = Resource(attributes: ["service.name": "export-tests", "host.cores": .int(2)])
+    c.timeout = .seconds(5)
+    c.policy.scheduleDelay = .milliseconds(20)
+    c.policy.initialBackoff = .milliseconds(50)
+    c.policy.maxBackoff = .milliseconds(400)
+    c.policy.breakerCooldown = .milliseconds(300)
+    return c
+}
+
+let testScope = InstrumentationScope(name: "export-tests", version: "1.2.3")
+
+func sampleSpan(_ n: Int) -> SpanData {
+    var span = SpanData(
+        traceID: TraceID(high: 0xABCD, low: UInt64(n) + 1), spanID: SpanID(UInt64(n) + 100), name: "GET /items/\(n)",
+        kind: .server, startTimeUnixNano: 1_700_000_000_000_000_000 + UInt64(n), endTimeUnixNano: 1_700_000_000_002_000_000 + UInt64(n),
+        attributes: ["http.route": "/items/:id", "n": .int(Int64(n)), "ratio": .double(0.25), "ok": true, "tags": .stringArray(["a", "b"])])
+    span.parentSpanID = SpanID(7)
+    span.events = [SpanEvent(name: "cache.miss", timeUnixNano: 1_700_000_000_001_000_000, attributes: ["key": .string("item-\(n)")])]
+    span.links = [SpanLink(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3), attributes: ["link.kind": "follows"])]
+    span.status = n % 2 == 0 ? SpanStatus(.error, message: "boom \(n)") : .ok
+    return span
+}
+
+func sampleLog(_ severity: UInt8) -> LogRecordData {
+    var record = LogRecordData(
+        timeUnixNano: 1_700_000_000_000_000_000 + UInt64(severity), severity: try! Severity(number: severity),
+        body: .string("log with severity \(severity)"), attributes: ["severity.n": .int(Int64(severity))])
+    record.traceID = TraceID(high: 0xABCD, low: 1)
+    record.spanID = SpanID(100)
+    return record
+}
+
+func sampleMetrics(through: UInt64) -> CollectedMetrics {
+    var histogram = HistogramPoint(bounds: [1, 5, 10])
+    for v in [0.5, 3, 7, 12] { histogram.record(v) }
+    return CollectedMetrics(foldedThrough: through, timeUnixNano: 1_700_000_010_000_000_000, metrics: [
+        MetricData(name: "requests", unit: "1", scope: testScope, kind: .sum(monotonic: true, temporality: .cumulative), points: [
+            MetricPoint(attributes: ["route": "/a"], startTimeUnixNano: 1_700_000_000_000_000_000, timeUnixNano: 1_700_000_010_000_000_000, value: .number(.int(42))),
+        ]),
+        MetricData(name: "temperature", unit: "Cel", scope: testScope, kind: .gauge, points: [
+            MetricPoint(attributes: [:], startTimeUnixNano: 0, timeUnixNano: 1_700_000_010_000_000_000, value: .number(.double(21.5))),
+        ]),
+        MetricData(name: "latency", unit: "ms", scope: testScope, kind: .histogram(temporality: .delta), points: [
+            MetricPoint(attributes: ["route": "/b"], startTimeUnixNano: 1_700_000_000_000_000_000, timeUnixNano: 1_700_000_010_000_000_000, value: .histogram(histogram)),
+        ]),
+    ])
+}
+
+/// Appends the mixed workload and returns the last sequence.
+func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
+    for n in 0..<spans { _ = log.append(.spanEnded(sampleSpan(n), scope: testScope), timestampUnixNano: UInt64(n)) }
+    for severity in UInt8(1)...24 { _ = log.append(.log(sampleLog(severity), scope: testScope), timestampUnixNano: 1) }
+    _ = log.append(.metricsCollected(sampleMetrics(through: 0)), timestampUnixNano: 2)
+    return try await log.flush()
+}
+
+@Suite(.serialized) struct ExportIntegrationTests {
+    @Test(arguments: ["grpc", "http/protobuf", "http/json"])
+    func everySignalArrivesWithExactlyTheRecordedContent(protocolName: String) async throws {
+        let receiver = try Receiver()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tflow-export-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = try makeLog(dir)
+        defer { log.close() }
+        let last = try await recordWorkload(log)
+        var configuration = exporterConfiguration("otlp", protocolName, receiver)
+        configuration.compression = protocolName == "http/json" ? .none : .gzip
+        configuration.credentials = try Credentials(keyID: "tfk_test12345", keySecret: "tfs_secret12345")
+        configuration.headers = ["x-tenant": "t1"]
+        let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard())
+        pipeline.start()
+        #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(30)), "\(pipeline.status)")
+        await pipeline.stop()
+        let status = try #require(pipeline.status.first)
+        #expect(status.deadLetteredBatches == 0 && status.rejectedItems == 0, "\(status)")
+
+        let received = try await receiver.received()
+        let spans = try #require(received["spans"] as? [[String: Any]])
+        #expect(spans.count == 10)
+        for (n, item) in spans.enumerated() {
+            let span = sampleSpan(n)
+            #expect(item["traceId"] as? String == span.traceID.hex)
+            #expect(item["spanId"] as? String == span.spanID.hex)
+            #expect(item["parentSpanId"] as? String == "0000000000000007")
+            #expect(item["name"] as? String == span.name)
+            #expect(item["kind"] as? String == "SPAN_KIND_SERVER")
+            #expect(item["start"] as? Int == Int(span.startTimeUnixNano))
+            #expect(item["end"] as? Int == Int(span.endTimeUnixNano))
+            #expect(item["scope"] as? String == "export-tests" && item["scopeVersion"] as? String == "1.2.3")
+            let resource = try #require(item["resource"] as? [String: Any])
+            #expect(resource["service.name"] as? String == "export-tests" && resource["host.cores"] as? Int == 2)
+            let attributes = try #require(item["attributes"] as? [String: Any])
+            #expect(attributes["http.route"] as? String == "/items/:id" && attributes["n"] as? Int == n)
+            #expect(attributes["ratio"] as? Double == 0.25 && attributes["ok"] as? Bool == true)
+            #expect(attributes["tags"] as? [String] == ["a", "b"])
+            let events = try #require(item["events"] as? [[String: Any]])
+            #expect(events.count == 1 && events[0]["name"] as? String == "cache.miss")
+            #expect((events[0]["attributes"] as? [String: Any])?["key"] as? String == "item-\(n)")
+            let links = try #require(item["links"] as? [[String: Any]])
+            #expect(links.count == 1 && links[0]["spanId"] as? String == "0000000000000003")
+            let statusItem = try #require(item["status"] as? [String: Any])
+            #expect(statusItem["code"] as? String == (n % 2 == 0 ? "STATUS_CODE_ERROR" : "STATUS_CODE_OK"))
+            #expect(statusItem["message"] as? String == (n % 2 == 0 ? "boom \(n)" : ""))
+        }
+        let logs = try #require(received["logs"] as? [[String: Any]])
+        #expect(logs.count == 24)
+        for (i, item) in logs.enumerated() {
+            let record = sampleLog(UInt8(i + 1))
+            #expect(item["body"] as? String == "log with severity \(i + 1)")
+            #expect(item["time"] as? Int == Int(record.timeUnixNano))
+            #expect(item["traceId"] as? String == record.traceID.hex && item["spanId"] as? String == record.spanID.hex)
+            #expect((item["attributes"] as? [String: Any])?["severity.n"] as? Int == i + 1)
+            #expect((item["severityNumber"] as? String)?.hasPrefix("SEVERITY_NUMBER_") == true)
+        }
+        let points = try #require(received["metrics"] as? [[String: Any]])
+        #expect(points.count == 3)
+        let sum = try #require(points.first { $0["name"] as? String == "requests" })
+        #expect(sum["kind"] as? String == "sum" && sum["value"] as? Int == 42 && sum["monotonic"] as? Bool == true)
+        #expect(sum["temporality"] as? String == "AGGREGATION_TEMPORALITY_CUMULATIVE")
+        let gauge = try #require(points.first { $0["name"] as? String == "temperature" })
+        #expect(gauge["kind"] as? String == "gauge" && gauge["value"] as? Double == 21.5)
+        let histogram = try #require(points.first { $0["name"] as? String == "latency" })
+        #expect(histogram["count"] as? Int == 4 && histogram["sum"] as? Double == 22.5)
+        #expect(histogram["bucketCounts"] as? [Int] == [1, 1, 1, 1] && histogram["explicitBounds"] as? [Double] == [1, 5, 10])
+        #expect(histogram["min"] as? Double == 0.5 && histogram["max"] as? Double == 12)
+        #expect(histogram["temporality"] as? String == "AGGREGATION_TEMPORALITY_DELTA")
+        let headers = try #require(received["headers"] as? [[String: String]])
+        for h in headers {
+            let lower = Dictionary(h.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+            #expect(lower["x-telemetryflow-key-id"] == "tfk_test12345" && lower["x-telemetryflow-key-secret"] == "tfs_secret12345")
+            #expect(lower["x-tenant"] == "t1")
+        }
+        #expect((received["protocols"] as? [String])?.allSatisfy { $0 == protocolName } == true)
+    }
+}

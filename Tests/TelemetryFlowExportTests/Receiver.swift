@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+import TelemetryFlowCore
+import TelemetryFlowTransport
+
+/// The Python OTLP receiver of Tests/Support/otlp_receiver.py (official opentelemetry-proto + grpcio), started on
+/// 127.0.0.1 for one test and stopped when the test ends.
+final class Receiver: @unchecked Sendable {
+    let process = Process()
+    let stdin = Pipe()
+    let grpcPort: Int
+    let httpPort: Int
+    let client: HTTPClient
+
+    init() throws {
+        let root = String(#filePath).components(separatedBy: "/Tests/").first!
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", root + "/Tests/Support/otlp_receiver.py"]
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        process.standardInput = stdin
+        try process.run()
+        var line = Data()
+        while true {
+            let byte = stdout.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line.append(byte)
+        }
+        let ports = try #require(try JSONSerialization.jsonObject(with: line) as? [String: Int], "the receiver did not start: \(String(decoding: line, as: UTF8.self))")
+        grpcPort = ports["grpc"]!
+        httpPort = ports["http"]!
+        client = try HTTPClient()
+    }
+
+    deinit {
+        try? stdin.fileHandleForWriting.close()
+        process.terminate()
+        process.waitUntilExit()
+        client.shutdown()
+    }
+
+    /// The base endpoint of `protocolName` (`grpc`, `http/protobuf`, `http/json`).
+    func endpoint(_ protocolName: String) -> String {
+        "http://127.0.0.1:\(protocolName == "grpc" ? grpcPort : httpPort)"
+    }
+
+    private func post(_ path: String, _ json: Any) async throws {
+        let body = try JSONSerialization.data(withJSONObject: json)
+        let response = try await client.send(HTTPRequest(url: "http://127.0.0.1:\(httpPort)\(path)", body: Array(body)))
+        #expect(response.status == 200)
+    }
+
+    private func get(_ path: String) async throws -> [String: Any] {
+        var request = HTTPRequest(url: "http://127.0.0.1:\(httpPort)\(path)")
+        request.method = "GET"
+        let response = try await client.send(request)
+        return try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+    }
+
+    /// The next requests get these answers, in order (see the receiver's docstring).
+    func script(_ responses: [[String: Any]]) async throws { try await post("/control/script", responses) }
+    func setDown(_ down: Bool) async throws { try await post("/control/down", ["down": down]) }
+    func received() async throws -> [String: Any] { try await get("/received") }
+    func stats() async throws -> [String: Int] { (try await get("/stats")).compactMapValues { $0 as? Int } }
+
+    /// Waits until `condition` holds on the stats, up to `seconds`.
+    func waitFor(seconds: Double = 30, _ condition: ([String: Int]) -> Bool) async throws -> [String: Int] {
+        let deadline = Date().addingTimeInterval(seconds)
+        var stats = try await self.stats()
+        while !condition(stats) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            stats = try await self.stats()
+        }
+        return stats
+    }
+}
