@@ -8,7 +8,7 @@ struct TFlow: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tflow",
         abstract: "Inspect, load and demonstrate TelemetryFlow event logs.",
-        subcommands: [Demo.self, Inspect.self, Stress.self]
+        subcommands: [Demo.self, Inspect.self, Stress.self, MetricsStress.self, ExportStress.self]
     )
 }
 

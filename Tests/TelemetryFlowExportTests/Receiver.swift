@@ -20,12 +20,7 @@ final class Receiver: @unchecked Sendable {
         process.standardOutput = stdout
         process.standardInput = stdin
         try process.run()
-        var line = Data()
-        while true {
-            let byte = stdout.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty || byte == Data("\n".utf8) { break }
-            line.append(byte)
-        }
+        let line = Data(readLine(stdout.fileHandleForReading).utf8)
         let ports = try #require(try JSONSerialization.jsonObject(with: line) as? [String: Int], "the receiver did not start: \(String(decoding: line, as: UTF8.self))")
         grpcPort = ports["grpc"]!
         httpPort = ports["http"]!
@@ -73,4 +68,42 @@ final class Receiver: @unchecked Sendable {
         }
         return stats
     }
+}
+
+/// Reads one line (blocking) from a child's output.
+func readLine(_ handle: FileHandle) -> String {
+    var line = Data()
+    while true {
+        let byte = handle.readData(ofLength: 1)
+        if byte.isEmpty || byte == Data("\n".utf8) { break }
+        line.append(byte)
+    }
+    return String(decoding: line, as: UTF8.self)
+}
+
+/// Path of the built `tflow` executable.
+func tflowPath() throws -> String {
+    let root = String(#filePath).components(separatedBy: "/Tests/").first!
+    let candidates = [ProcessInfo.processInfo.environment["TFLOW_BIN"], root + "/.build/debug/tflow", root + "/.build/release/tflow"].compactMap { $0 }
+    return try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0) }, "tflow not built")
+}
+
+/// Runs `tflow` with `arguments`; once it printed its first line, waits `killAfter` and kills it with SIGKILL
+/// (or, with nil, lets it finish). Returns the first line and whether it was killed.
+func runChild(_ arguments: [String], killAfter: Duration?) async throws -> (first: String, killed: Bool, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try tflowPath())
+    process.arguments = arguments
+    let stdout = Pipe()
+    process.standardOutput = stdout
+    process.standardError = stdout
+    try process.run()
+    let first = readLine(stdout.fileHandleForReading)
+    if let killAfter {
+        try await Task.sleep(for: killAfter)
+        kill(process.processIdentifier, SIGKILL)
+    }
+    let rest = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (first, process.terminationReason == .uncaughtSignal, rest)
 }

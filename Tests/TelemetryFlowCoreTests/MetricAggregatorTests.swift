@@ -1,0 +1,86 @@
+import Testing
+@testable import TelemetryFlowCore
+
+@Suite struct MetricAggregatorTests {
+    func m(_ kind: InstrumentKind, _ name: String, _ value: MetricValue, _ attributes: Attributes = [:]) -> MetricMeasurement {
+        MetricMeasurement(kind: kind, name: name, attributes: attributes, value: value)
+    }
+
+    func point(_ metrics: [MetricData], _ name: String) -> MetricPoint? { metrics.first { $0.name == name }?.points.first }
+
+    @Test func cumulativeSumsKeepGrowingAndGaugesKeepTheLastValue() {
+        var a = MetricAggregator(configuration: MetricAggregationConfiguration(), startUnixNano: 10)
+        a.fold(m(.counter, "c", .int(2)), timeUnixNano: 11)
+        a.fold(m(.counter, "c", .int(3)), timeUnixNano: 12)
+        a.fold(m(.gauge, "g", .double(5)), timeUnixNano: 12)
+        a.fold(m(.gauge, "g", .double(7)), timeUnixNano: 13)
+        a.fold(m(.upDownCounter, "u", .int(5)), timeUnixNano: 13)
+        a.fold(m(.upDownCounter, "u", .int(-8)), timeUnixNano: 13)
+        let first = a.collect(foldedThrough: 6, timeUnixNano: 20)
+        #expect(point(first.metrics, "c")?.value == .number(.int(5)) && point(first.metrics, "c")?.startTimeUnixNano == 11)
+        #expect(point(first.metrics, "g")?.value == .number(.double(7)), "a gauge is never accumulated")
+        #expect(point(first.metrics, "u")?.value == .number(.int(-3)))
+        #expect(first.metrics.first { $0.name == "c" }?.kind == .sum(monotonic: true, temporality: .cumulative))
+        a.fold(m(.counter, "c", .int(1)), timeUnixNano: 21)
+        let second = a.collect(foldedThrough: 7, timeUnixNano: 30)
+        #expect(point(second.metrics, "c")?.value == .number(.int(6)) && point(second.metrics, "c")?.startTimeUnixNano == 11)
+        #expect(point(second.metrics, "g")?.value == .number(.double(7)))
+    }
+
+    @Test func deltaStartsOverEachIntervalAndReportsOnlyUpdatedSeries() {
+        var configuration = MetricAggregationConfiguration()
+        configuration.temporality = .delta
+        var a = MetricAggregator(configuration: configuration, startUnixNano: 100)
+        a.fold(m(.counter, "c", .int(2)), timeUnixNano: 101)
+        a.fold(m(.gauge, "g", .int(9)), timeUnixNano: 101)
+        let first = a.collect(foldedThrough: 2, timeUnixNano: 200)
+        #expect(point(first.metrics, "c")?.value == .number(.int(2)) && point(first.metrics, "c")?.startTimeUnixNano == 100)
+        a.fold(m(.counter, "c", .int(4)), timeUnixNano: 201)
+        let second = a.collect(foldedThrough: 3, timeUnixNano: 300)
+        #expect(point(second.metrics, "c")?.value == .number(.int(4)) && point(second.metrics, "c")?.startTimeUnixNano == 200)
+        #expect(point(second.metrics, "g") == nil, "an unchanged gauge is not repeated in delta")
+    }
+
+    @Test func histogramsUseDefaultOrConfiguredBoundsAndRefuseNaN() {
+        var configuration = MetricAggregationConfiguration()
+        configuration.histogramBoundsByInstrument["small"] = [1, 2]
+        var a = MetricAggregator(configuration: configuration)
+        for v in [0.0, 3, 5, 10_001] { a.fold(m(.histogram, "latency", .double(v)), timeUnixNano: 1) }
+        for v in [0.5, 1.5, 2.5] { a.fold(m(.histogram, "small", .double(v)), timeUnixNano: 1) }
+        a.fold(m(.histogram, "latency", .double(.nan)), timeUnixNano: 1)
+        a.fold(m(.counter, "c", .int(-1)), timeUnixNano: 1)
+        let metrics = a.collect(foldedThrough: 1, timeUnixNano: 2).metrics
+        guard case .histogram(let h)? = point(metrics, "latency")?.value, case .histogram(let s)? = point(metrics, "small")?.value else {
+            Issue.record("histograms missing")
+            return
+        }
+        #expect(h.bounds == MetricAggregationConfiguration.defaultBounds && h.count == 4 && h.sum == 10_009)
+        #expect(h.bucketCounts[0] == 1 && h.bucketCounts[1] == 2 && h.bucketCounts.last == 1 && h.min == 0 && h.max == 10_001)
+        #expect(s.bucketCounts == [1, 1, 1])
+        #expect(a.invalidMeasurements == 2, "NaN and a negative counter increment are refused and counted")
+    }
+
+    @Test func cardinalityLimitSendsNewSeriesToTheOverflowSeries() {
+        var configuration = MetricAggregationConfiguration()
+        configuration.cardinalityLimit = 3
+        var a = MetricAggregator(configuration: configuration)
+        for i in 0..<10 { a.fold(m(.counter, "c", .int(1), ["i": .int(Int64(i))]), timeUnixNano: 1) }
+        a.fold(m(.counter, "c", .int(1), ["i": .int(0)]), timeUnixNano: 1)
+        let points = a.collect(foldedThrough: 1, timeUnixNano: 2).metrics[0].points
+        #expect(points.count == 4 && a.overflowMeasurements == 7)
+        let overflow = points.first { $0.attributes["otel.metric.overflow"] == .bool(true) }
+        #expect(overflow?.value == .number(.int(7)))
+        #expect(points.first { $0.attributes["i"] == .int(0) }?.value == .number(.int(2)))
+    }
+
+    @Test func stateSurvivesACheckpointRoundTrip() throws {
+        var a = MetricAggregator(configuration: MetricAggregationConfiguration(), startUnixNano: 5)
+        a.fold(m(.counter, "c", .int(2), ["r": "/a"]), timeUnixNano: 6)
+        a.fold(m(.counter, "d", .double(0.5)), timeUnixNano: 6)
+        a.fold(m(.gauge, "g", .int(3)), timeUnixNano: 7)
+        a.fold(m(.histogram, "h", .double(42)), timeUnixNano: 7)
+        let restored = try MetricAggregator(configuration: MetricAggregationConfiguration(), state: a.encodedState())
+        #expect(restored.snapshot(timeUnixNano: 9) == a.snapshot(timeUnixNano: 9))
+        #expect(restored.lastCollectionUnixNano == 5)
+    }
+}
