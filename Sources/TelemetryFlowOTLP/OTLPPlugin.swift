@@ -98,7 +98,7 @@ public final class OTLPSender: SignalSender {
     }
 
     static func normalize(_ endpoint: String, wire: OTLPWire, insecure: Bool, what: String) throws -> String {
-        let text = endpoint.trimmingCharacters()
+        let text = endpoint.trimmingWhitespace()
         if text.hasPrefix("http://") || text.hasPrefix("https://") {
             guard text.split(separator: "/", omittingEmptySubsequences: true).count >= 2 else {
                 throw TelemetryFlowError(.invalidConfiguration, "OTLP \(what) \"\(endpoint)\" has no host")

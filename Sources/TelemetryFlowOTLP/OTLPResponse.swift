@@ -93,7 +93,7 @@ public enum OTLPResponseRules {
 
     /// `Retry-After` as delay-seconds or an HTTP date (IMF-fixdate, RFC 850 or asctime).
     public static func retryAfter(_ value: String, nowUnixSeconds: Int64) -> Duration? {
-        let text = value.trimmingCharacters()
+        let text = value.trimmingWhitespace()
         if let seconds = Int64(text) { return seconds >= 0 ? .seconds(seconds) : nil }
         guard let date = httpDate(text) else { return nil }
         return .seconds(max(0, date - nowUnixSeconds))
@@ -160,14 +160,5 @@ public enum OTLPResponseRules {
             return .seconds(max(0, seconds)) + .nanoseconds(max(0, nanos))
         }
         return nil
-    }
-}
-
-extension String {
-    func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\t" || c == "\r" || c == "\n" { s = s.dropLast() }
-        return String(s)
     }
 }

@@ -127,7 +127,7 @@ public enum GRPC {
         guard let statusText = response.trailer("grpc-status"), let raw = Int(statusText) else {
             throw TelemetryFlowError(.decoding, "gRPC response has no grpc-status (content-type \(response.header("content-type") ?? "none"))")
         }
-        let message = percentDecode(response.trailer("grpc-message") ?? "")
+        let message = (response.trailer("grpc-message") ?? "").percentDecoded
         let details = response.trailer("grpc-status-details-bin").flatMap { Base64.decode($0) }
         var payload: [UInt8] = []
         if raw == 0, response.body.count >= 5 {
@@ -140,20 +140,6 @@ public enum GRPC {
         return GRPCResponse(status: GRPCStatusCode(rawValue: raw), message: message, payload: payload, statusDetails: details, http: response)
     }
 
-    /// Decodes gRPC's percent-encoded `grpc-message`.
-    static func percentDecode(_ s: String) -> String {
-        guard s.contains("%") else { return s }
-        var out: [UInt8] = []
-        var bytes = Array(s.utf8)[...]
-        while let c = bytes.popFirst() {
-            if c == UInt8(ascii: "%"), bytes.count >= 2, let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) {
-                out.append(v)
-                bytes = bytes.dropFirst(2)
-            } else {
-                out.append(c)
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+
 }
 

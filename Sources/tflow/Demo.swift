@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
-import TelemetryFlowCore
-import TelemetryFlowStorage
+import TelemetryFlow
 
-/// Records a mixed workload into a log, closes it, reopens it and prints what it holds.
+/// Records a mixed workload into a log, closes it, reopens it, prints what it holds, aggregates the metrics and
+/// exports everything: to `OTEL_EXPORTER_OTLP_ENDPOINT` when set, else to the console and a JSON-lines file.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Record a mixed telemetry workload into a log, reopen it and print what it holds.")
@@ -40,7 +40,52 @@ struct Demo: AsyncParsableCommand {
         guard total == recorded else {
             throw ValidationError("the log holds \(total) events but \(recorded) were recorded")
         }
+        try await export(reopened, directory: directory)
     }
+
+    /// Aggregates the measurements into one `metrics_collected` event, then runs the export pipeline until every
+    /// exporter's cursor has passed the end of the log.
+    func export(_ log: EventLog, directory: String) async throws {
+        let projection = try await MetricsProjection(log: log)
+        let collected = try await projection.collect()
+        print("metrics projection: \(collected?.pointCount ?? 0) points in \(collected?.metrics.count ?? 0) metrics")
+        let registry = PluginRegistry.standard()
+        try registry.register(signalType: AuditSignal())
+        var exporters: [ExporterConfiguration] = []
+        if let otlp = try ExporterConfiguration.otlpFromEnvironment(ProcessInfo.processInfo.environment) {
+            exporters.append(otlp)
+            print("exporting to \(otlp.endpoint ?? otlp.signalEndpoints.values.sorted().joined(separator: ", ")) over \(otlp.protocolName ?? "http/protobuf")")
+        } else {
+            var console = ExporterConfiguration(name: "console", plugin: "console")
+            console.signals = [.traces, .logs, .metrics, try SignalType("demo.audit")]
+            var file = ExporterConfiguration(name: "file", plugin: "file")
+            file.options = ["path": directory + "/export.jsonl"]
+            exporters = [console, file]
+            print("OTEL_EXPORTER_OTLP_ENDPOINT is not set: exporting to the console and \(directory)/export.jsonl")
+        }
+        let last = log.statistics.lastSequence
+        let pipeline = try await ExportPipeline(log: log, exporters: exporters, registry: registry)
+        pipeline.start()
+        let delivered = await pipeline.waitUntilHandled(through: last, timeout: .seconds(60))
+        await pipeline.stop()
+        print("delivery:")
+        for s in pipeline.status {
+            print("  \(s.name) (\(s.plugin)): \(s.exportedEvents) events in \(s.exportedBatches) batches accepted, "
+                + "\(s.rejectedItems) rejected, \(s.deadLetteredEvents) dead-lettered, \(s.retries) retries, cursor \(s.cursor)/\(last)"
+                + (s.lastError.map { ", last error: \($0)" } ?? ""))
+        }
+        let failed = pipeline.status.filter { $0.deadLetteredEvents > 0 || $0.rejectedItems > 0 }
+        guard delivered, failed.isEmpty else {
+            throw ValidationError("not everything was accepted by the backend (see the delivery lines above)")
+        }
+        print("every recorded event was delivered")
+    }
+}
+
+/// The demo's custom signal type, registered like any third-party one.
+struct AuditSignal: SignalTypePlugin {
+    let signal = try! SignalType("demo.audit")
+    func describe(_ record: CustomSignalRecord) -> String { "\"\(String(decoding: record.body, as: UTF8.self))\"" }
 }
 
 /// The demo's workload: an HTTP-server-like service handling requests.

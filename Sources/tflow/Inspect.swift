@@ -1,6 +1,5 @@
 import ArgumentParser
-import TelemetryFlowCore
-import TelemetryFlowStorage
+import TelemetryFlow
 
 /// Prints a log's counters, cursors and contents.
 struct Inspect: AsyncParsableCommand {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
-import TelemetryFlowCore
-import TelemetryFlowStorage
+import TelemetryFlow
 
 /// Appends as fast as it can and prints every sequence that `flush()` acknowledged.
 ///

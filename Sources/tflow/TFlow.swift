@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
-import TelemetryFlowCore
-import TelemetryFlowStorage
+import TelemetryFlow
 
 @main
 struct TFlow: AsyncParsableCommand {

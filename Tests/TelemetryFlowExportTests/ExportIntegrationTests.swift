@@ -151,3 +151,91 @@ func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
         #expect((received["protocols"] as? [String])?.allSatisfy { $0 == protocolName } == true)
     }
 }
+
+@Suite(.serialized) struct DemoExportTests {
+    @Test(arguments: ["grpc", "http/protobuf", "http/json"])
+    func demoDeliversItsWorkloadToTheConfiguredEndpoint(protocolName: String) async throws {
+        let receiver = try Receiver()
+        let dir = LogDirectory()
+        let run = try await runChild(["demo", "--dir", dir.path + "/log", "--requests", "40"], killAfter: nil, environment: [
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint(protocolName), "OTEL_EXPORTER_OTLP_PROTOCOL": protocolName,
+            "OTEL_EXPORTER_OTLP_HEADERS": "x-demo=yes%21",
+        ])
+        #expect(run.status == 0 && run.output.contains("every recorded event was delivered"), "\(run.output.suffix(600))")
+        let stats = try await receiver.stats()
+        #expect(stats["spans"] == 40 && stats["logs"] == 40 && (stats["points"] ?? 0) > 0, "\(stats)")
+        let received = try await receiver.received()
+        let headers = try #require(received["headers"] as? [[String: String]])
+        #expect(headers.allSatisfy { $0.contains { $0.key.lowercased() == "x-demo" && $0.value == "yes!" } })
+    }
+
+    @Test func environmentConfigurationIsValidatedWithClearErrors() throws {
+        #expect(try ExporterConfiguration.otlpFromEnvironment([:]) == nil)
+        let c = try #require(try ExporterConfiguration.otlpFromEnvironment([
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "2500", "OTEL_SERVICE_NAME": "checkout",
+            "TELEMETRYFLOW_API_KEY_ID": "tfk_abcdefgh", "TELEMETRYFLOW_API_KEY_SECRET": "tfs_abcdefgh",
+        ]))
+        #expect(c.compression == .gzip && c.timeout == .milliseconds(2500) && c.protocolName == "http/protobuf")
+        #expect(c.resource.attributes["service.name"] == .string("checkout"))
+        #expect(c.requestHeaders["X-TelemetryFlow-Key-ID"] == "tfk_abcdefgh")
+        #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"]) }
+        #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "TELEMETRYFLOW_API_KEY_ID": "tfk_abcdefgh"]) }
+        #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "OTEL_EXPORTER_OTLP_TIMEOUT": "-1"]) }
+        // An endpoint without a scheme is refused by the HTTP protocols when the exporter is built.
+        #expect(throws: TelemetryFlowError.self) { try PluginRegistry.standard().makeExporter(try #require(try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"]))) }
+    }
+}
+
+@Suite struct RegistryTests {
+    struct NullExporter: TelemetryExporter {
+        let acceptedSignals: Set<SignalType> = [.logs]
+        func export(_ batch: EventBatch) async -> ExportResult { .success }
+    }
+
+    struct NullPlugin: ExporterPlugin {
+        let name = "null"
+        func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter {
+            try configuration.checkOptions([])
+            return NullExporter()
+        }
+    }
+
+    @Test func unknownAndDuplicateNamesAreClearErrors() throws {
+        let registry = PluginRegistry.standard()
+        #expect(registry.exporterNames == ["console", "file", "otlp"])
+        #expect(registry.protocolNames == ["grpc", "http/json", "http/protobuf"])
+        #expect(registry.processorNames == ["attribute_limits", "redaction"])
+        try registry.register(exporter: NullPlugin())
+        do {
+            try registry.register(exporter: NullPlugin())
+            Issue.record("a duplicate name was accepted")
+        } catch let error as TelemetryFlowError {
+            #expect(error.code == .duplicatePlugin && error.message.contains("null"))
+        }
+        do {
+            _ = try registry.exporter(named: "kafka")
+            Issue.record("an unknown name was accepted")
+        } catch let error as TelemetryFlowError {
+            #expect(error.code == .unknownPlugin && error.message.contains("console, file, null, otlp"))
+        }
+        var c = ExporterConfiguration(name: "x", plugin: "otlp")
+        c.protocolName = "thrift"
+        #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(c) }
+        var n = ExporterConfiguration(name: "n", plugin: "null")
+        n.options = ["colour": "red"]
+        #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(n) }
+    }
+
+    @Test func processorsRedactAndLimitAttributes() throws {
+        let registry = PluginRegistry.standard()
+        let chain = try ProcessorChain([("redaction", ["keys": "password, token"]), ("attribute_limits", ["max_count": "2", "max_value_length": "3"])], registry: registry)
+        var event = TelemetryEvent.log(LogRecordData(timeUnixNano: 1, severity: .info, body: "x", attributes: ["password": "hunter2", "user": "alice", "extra": "1"]), scope: testScope)
+        #expect(chain.process(&event) == .keep)
+        guard case .log(let record, _) = event else { return }
+        #expect(record.attributes["password"] == .string("[RE") && record.attributes["user"] == .string("ali"))
+        #expect(record.attributes.count == 2 && record.droppedAttributesCount == 1)
+        #expect(throws: TelemetryFlowError.self) { try registry.processor(named: "redaction").makeProcessor(options: [:]) }
+        #expect(throws: TelemetryFlowError.self) { try registry.processor(named: "attribute_limits").makeProcessor(options: ["max": "1"]) }
+    }
+}

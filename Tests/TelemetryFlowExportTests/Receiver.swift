@@ -90,10 +90,11 @@ func tflowPath() throws -> String {
 
 /// Runs `tflow` with `arguments`; once it printed its first line, waits `killAfter` and kills it with SIGKILL
 /// (or, with nil, lets it finish). Returns the first line and whether it was killed.
-func runChild(_ arguments: [String], killAfter: Duration?) async throws -> (first: String, killed: Bool, output: String) {
+func runChild(_ arguments: [String], killAfter: Duration?, environment: [String: String] = [:]) async throws -> (first: String, killed: Bool, output: String, status: Int32) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try tflowPath())
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
     let stdout = Pipe()
     process.standardOutput = stdout
     process.standardError = stdout
@@ -105,5 +106,5 @@ func runChild(_ arguments: [String], killAfter: Duration?) async throws -> (firs
     }
     let rest = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    return (first, process.terminationReason == .uncaughtSignal, rest)
+    return (first, process.terminationReason == .uncaughtSignal, rest, process.terminationStatus)
 }

@@ -73,6 +73,7 @@ final class ConsoleExporter: TelemetryExporter {
             text += "[\(name)] #\(event.sequence) \(describe(event, registry: registry))\n"
         }
         do {
+            fflush(nil)
             try writeAll(fd, Array(text.utf8))
             return .success
         } catch {

@@ -6,7 +6,7 @@ public enum AggregationTemporality: UInt8, Sendable, Hashable, CaseIterable {
     /// Parses `delta` or `cumulative` (as `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`; `lowmemory` maps
     /// to delta).
     public init(parsing text: String) throws {
-        switch text.trimmingSpaces().lowercased() {
+        switch text.trimmingWhitespace().lowercased() {
         case "delta", "lowmemory": self = .delta
         case "cumulative": self = .cumulative
         default:

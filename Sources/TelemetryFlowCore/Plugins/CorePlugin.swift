@@ -57,7 +57,7 @@ func parseOptions(_ options: [String: String], processor: String, known: Set<Str
 
 func intOption(_ options: [String: String], _ key: String, processor: String) throws -> Int? {
     guard let text = options[key] else { return nil }
-    guard let value = Int(text.trimmingSpaces()), value >= 0 else {
+    guard let value = Int(text.trimmingWhitespace()), value >= 0 else {
         throw TelemetryFlowError(.invalidConfiguration, "processor \"\(processor)\": \(key) must be a whole number ≥ 0, got \"\(text)\"")
     }
     return value
@@ -97,7 +97,7 @@ struct RedactionProcessorPlugin: ProcessorPlugin {
 
     func makeProcessor(options: [String: String]) throws -> any TelemetryProcessor {
         try parseOptions(options, processor: name, known: ["keys", "replacement"])
-        let keys = (options["keys"] ?? "").split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
+        let keys = (options["keys"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         guard !keys.isEmpty else {
             throw TelemetryFlowError(.invalidConfiguration, "processor \"redaction\": option keys must name at least one attribute key")
         }

@@ -69,7 +69,7 @@ public enum Compression: String, Sendable, Hashable, CaseIterable {
 
     /// Parses `none` or `gzip` (the values of `OTEL_EXPORTER_OTLP_COMPRESSION`).
     public init(parsing text: String) throws {
-        guard let value = Compression(rawValue: text.trimmingSpaces().lowercased()) else {
+        guard let value = Compression(rawValue: text.trimmingWhitespace().lowercased()) else {
             throw TelemetryFlowError(.invalidConfiguration, "compression \"\(text)\" is not supported: use none or gzip")
         }
         self = value
@@ -175,11 +175,3 @@ public struct ExporterConfiguration: Sendable {
     }
 }
 
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\t" || c == "\n" || c == "\r" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\t" || c == "\n" || c == "\r" { s = s.dropLast() }
-        return String(s)
-    }
-}

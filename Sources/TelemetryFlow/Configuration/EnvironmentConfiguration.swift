@@ -1,0 +1,86 @@
+public import TelemetryFlowCore
+
+extension ExporterConfiguration {
+    /// An `otlp` exporter configured from the standard OpenTelemetry variables and TelemetryFlow's:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `OTEL_EXPORTER_OTLP_ENDPOINT` (or `TELEMETRYFLOW_ENDPOINT`) | base endpoint |
+    /// | `OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_ENDPOINT` | per-signal endpoint |
+    /// | `OTEL_EXPORTER_OTLP_PROTOCOL` | `grpc`, `http/protobuf` (default), `http/json` |
+    /// | `OTEL_EXPORTER_OTLP_HEADERS` | `key=value,key2=value2` (values percent-decoded) |
+    /// | `OTEL_EXPORTER_OTLP_COMPRESSION` | `none` or `gzip` |
+    /// | `OTEL_EXPORTER_OTLP_TIMEOUT` | milliseconds |
+    /// | `OTEL_EXPORTER_OTLP_INSECURE` | `true` to skip TLS verification |
+    /// | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | resource |
+    /// | `TELEMETRYFLOW_API_KEY_ID`, `TELEMETRYFLOW_API_KEY_SECRET` | credentials (`tfk_…`, `tfs_…`) |
+    ///
+    /// Returns nil when no endpoint variable is set.
+    ///
+    /// - Throws: ``TelemetryFlowError/Code/invalidConfiguration`` or ``TelemetryFlowError/Code/invalidCredentials``
+    ///   naming the variable that is wrong.
+    public static func otlpFromEnvironment(_ env: [String: String], name: String = "otlp") throws -> ExporterConfiguration? {
+        func value(_ key: String) -> String? {
+            guard let v = env[key]?.trimmingWhitespace(), !v.isEmpty else { return nil }
+            return v
+        }
+        let signalKeys: [(SignalType, String)] = [(.traces, "TRACES"), (.logs, "LOGS"), (.metrics, "METRICS")]
+        let base = value("OTEL_EXPORTER_OTLP_ENDPOINT") ?? value("TELEMETRYFLOW_ENDPOINT")
+        let perSignal = signalKeys.compactMap { signal, key in value("OTEL_EXPORTER_OTLP_\(key)_ENDPOINT").map { (signal, $0) } }
+        guard base != nil || !perSignal.isEmpty else { return nil }
+        var c = ExporterConfiguration(name: name, plugin: "otlp")
+        c.endpoint = base
+        c.signalEndpoints = Dictionary(uniqueKeysWithValues: perSignal)
+        if base == nil { c.signals = Set(perSignal.map(\.0)) }
+        let protocolName = value("OTEL_EXPORTER_OTLP_PROTOCOL") ?? "http/protobuf"
+        guard ["grpc", "http/protobuf", "http/json"].contains(protocolName) else {
+            throw TelemetryFlowError(.invalidConfiguration, "OTEL_EXPORTER_OTLP_PROTOCOL=\(protocolName): use grpc, http/protobuf or http/json")
+        }
+        c.protocolName = protocolName
+        if let headers = value("OTEL_EXPORTER_OTLP_HEADERS") { c.headers = try parseKeyValues(headers, variable: "OTEL_EXPORTER_OTLP_HEADERS") }
+        if let compression = value("OTEL_EXPORTER_OTLP_COMPRESSION") { c.compression = try Compression(parsing: compression) }
+        if let timeout = value("OTEL_EXPORTER_OTLP_TIMEOUT") {
+            guard let ms = Int(timeout), ms > 0 else {
+                throw TelemetryFlowError(.invalidConfiguration, "OTEL_EXPORTER_OTLP_TIMEOUT=\(timeout): use a positive number of milliseconds")
+            }
+            c.timeout = .milliseconds(ms)
+        }
+        if let insecure = value("OTEL_EXPORTER_OTLP_INSECURE") {
+            guard ["true", "false"].contains(insecure.lowercased()) else {
+                throw TelemetryFlowError(.invalidConfiguration, "OTEL_EXPORTER_OTLP_INSECURE=\(insecure): use true or false")
+            }
+            c.insecure = insecure.lowercased() == "true"
+        }
+        var resource = Attributes()
+        if let attributes = value("OTEL_RESOURCE_ATTRIBUTES") {
+            for (k, v) in try parseKeyValues(attributes, variable: "OTEL_RESOURCE_ATTRIBUTES").sorted(by: { $0.key < $1.key }) { resource.set(k, .string(v)) }
+        }
+        resource.set("service.name", .string(value("OTEL_SERVICE_NAME") ?? value("TELEMETRYFLOW_SERVICE_NAME") ?? resource["service.name"]?.description ?? "unknown_service:swift"))
+        resource.set("telemetry.sdk.name", "telemetryflow-swift")
+        resource.set("telemetry.sdk.language", "swift")
+        c.resource = Resource(attributes: resource)
+        switch (value("TELEMETRYFLOW_API_KEY_ID"), value("TELEMETRYFLOW_API_KEY_SECRET")) {
+        case (let id?, let secret?): c.credentials = try Credentials(keyID: id, keySecret: secret)
+        case (nil, nil): break
+        default:
+            throw TelemetryFlowError(.invalidCredentials, "set both TELEMETRYFLOW_API_KEY_ID and TELEMETRYFLOW_API_KEY_SECRET, or neither")
+        }
+        return c
+    }
+
+    /// Parses the W3C-baggage-like `key=value,key2=value2` lists of the OTEL variables.
+    static func parseKeyValues(_ text: String, variable: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            let key = parts.first.map { String($0).percentDecoded.trimmingWhitespace() } ?? ""
+            guard parts.count == 2, !key.isEmpty else {
+                throw TelemetryFlowError(.invalidConfiguration, "\(variable): \"\(item)\" is not key=value")
+            }
+            out[key] = String(parts[1]).percentDecoded.trimmingWhitespace()
+        }
+        return out
+    }
+
+
+}
