@@ -29,8 +29,10 @@ test: deps test-deps
 
 bench: deps
 	$(SWIFT) build -c release --product tflow-bench
+	$(SWIFT) build -c release --product tflow-export-bench
 	$(CC) -O2 -o Benchmarks/lmdb-raw/lmdb-raw Benchmarks/lmdb-raw/lmdb-raw.c $$(pkg-config --cflags --libs lmdb)
 	.build/release/tflow-bench --raw Benchmarks/lmdb-raw/lmdb-raw $(BENCH_ARGS)
+	.build/release/tflow-export-bench
 
 clean:
 	rm -rf .build Benchmarks/lmdb-raw/lmdb-raw

@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "TelemetryFlow", targets: ["TelemetryFlow"]),
         .executable(name: "tflow", targets: ["tflow"]),
         .executable(name: "tflow-bench", targets: ["EngineBenchmark"]),
+        .executable(name: "tflow-export-bench", targets: ["ExportBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -59,6 +60,7 @@ let package = Package(
             dependencies: ["TelemetryFlowCore", "TelemetryFlowStorage"],
             path: "Benchmarks/EngineBenchmark"
         ),
+        .executableTarget(name: "ExportBenchmark", dependencies: ["TelemetryFlow"], path: "Benchmarks/ExportBenchmark"),
         .testTarget(name: "TelemetryFlowCoreTests", dependencies: ["TelemetryFlowCore"]),
         .testTarget(
             name: "TelemetryFlowStorageTests",

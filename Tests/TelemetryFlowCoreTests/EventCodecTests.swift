@@ -57,6 +57,21 @@ import Testing
         events.append(.custom(CustomSignalRecord(signal: .traces, name: "", body: [])))
         events.append(.lifecycle(LifecycleEvent(kind: .started, attributes: ["service.name": "svc", "nan": .double(.nan)])))
         events.append(.lifecycle(LifecycleEvent(kind: .shutdown)))
+        var histogram = HistogramPoint(bounds: [1, 10])
+        histogram.record(5)
+        histogram.record(-0.0)
+        events.append(.metricsCollected(CollectedMetrics(foldedThrough: 77, timeUnixNano: 99, metrics: [
+            MetricData(name: "c", unit: "1", scope: scope, kind: .sum(monotonic: true, temporality: .delta), points: [
+                MetricPoint(attributes: edgeAttributes, startTimeUnixNano: 1, timeUnixNano: 2, value: .number(.int(-3))),
+                MetricPoint(attributes: [:], startTimeUnixNano: 1, timeUnixNano: 2, value: .number(.double(.infinity))),
+            ]),
+            MetricData(name: "g", scope: InstrumentationScope(name: "other"), kind: .gauge, points: [
+                MetricPoint(attributes: [:], startTimeUnixNano: 0, timeUnixNano: 2, value: .number(.double(-0.0))),
+            ]),
+            MetricData(name: "h", description: "latency", unit: "ms", scope: scope, kind: .histogram(temporality: .cumulative), points: [
+                MetricPoint(attributes: ["r": "/a"], startTimeUnixNano: 1, timeUnixNano: 2, value: .histogram(histogram)),
+            ]),
+        ])))
         return events
     }
 
