@@ -1,0 +1,117 @@
+// The code of Docs/Extending.md, compiled and run by the test suite. Keep the two in step.
+import Testing
+import TelemetryFlow
+
+// MARK: An exporter
+
+/// Counts spans per service; a stand-in for a exporter that writes to your own backend.
+final class SpanCounterExporter: TelemetryExporter {
+    let acceptedSignals: Set<SignalType> = [.traces]
+    let counted = Mutex<Int>(0)
+
+    func export(_ batch: EventBatch) async -> ExportResult {
+        var spans = 0
+        for event in batch where event.type == .spanEnded {
+            do {
+                guard case .spanEnded = try event.decode() else { continue }
+                spans += 1
+            } catch {
+                return .permanent(reason: "undecodable span #\(event.sequence): \(error)")  // goes to the dead-letter store
+            }
+        }
+        counted.withLock { $0 += spans }
+        return .success  // the worker moves this exporter's cursor past the batch
+    }
+}
+
+struct SpanCounterPlugin: ExporterPlugin {
+    let name = "span-counter"
+    let exporter = SpanCounterExporter()
+
+    func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter {
+        try configuration.checkOptions([])  // unknown options are errors, never ignored
+        return exporter
+    }
+}
+
+// MARK: A signal type
+
+struct AuditTrailSignal: SignalTypePlugin {
+    let signal = try! SignalType("audit")
+
+    func validate(_ record: CustomSignalRecord) throws {
+        guard record.attributes["actor"] != nil else {
+            throw TelemetryFlowError(.invalidArgument, "an audit record needs an actor attribute")
+        }
+    }
+
+    func describe(_ record: CustomSignalRecord) -> String {
+        "\(record.name) by \(record.attributes["actor"]?.description ?? "?")"
+    }
+}
+
+// MARK: A protocol
+
+/// A protocol that sends each signal's batch as OTLP/JSON lines to a closure (a stand-in for a message bus).
+struct JSONLinesProtocol: ProtocolPlugin {
+    let name = "jsonl"
+    let sink: @Sendable (String) -> Void
+
+    func makeSender(_ configuration: ExporterConfiguration) throws -> any SignalSender {
+        JSONLinesSender(encoder: OTLPJSONEncoder(resource: configuration.resource), sink: sink)
+    }
+}
+
+struct JSONLinesSender: SignalSender {
+    let encoder: OTLPJSONEncoder
+    let sink: @Sendable (String) -> Void
+    var acceptedSignals: Set<SignalType> { [.traces, .logs, .metrics] }
+
+    func send(_ signal: SignalType, _ batch: EventBatch) async -> ExportResult {
+        do {
+            if let request = try encoder.encode(signal, batch) { sink(String(decoding: request.bytes, as: UTF8.self)) }
+            return .success
+        } catch {
+            return .permanent(reason: "\(error)")
+        }
+    }
+
+    func shutdown() async {}
+}
+
+// MARK: Wiring it together
+
+@Suite struct ExtendingGuideTests {
+    @Test func theGuidesPluginsRegisterAndRun() async throws {
+        let dir = LogDirectory()
+        let log = try makeLog(dir.path)
+        defer { log.close() }
+
+        let registry = PluginRegistry.standard()
+        let counter = SpanCounterPlugin()
+        try registry.register(exporter: counter)
+        try registry.register(signalType: AuditTrailSignal())
+        let lines = Mutex<[String]>([])
+        try registry.register(protocol: JSONLinesProtocol { line in lines.withLock { $0.append(line) } })
+
+        let audit = CustomSignalRecord(signal: try SignalType("audit"), name: "login", attributes: ["actor": "alice"])
+        try registry.signalType(audit.signal).validate(audit)
+        #expect(throws: TelemetryFlowError.self) {
+            try registry.signalType(audit.signal).validate(CustomSignalRecord(signal: audit.signal, name: "login"))
+        }
+        _ = log.append(.custom(audit), timestampUnixNano: 1)
+        for n in 0..<3 { _ = log.append(.spanEnded(sampleSpan(n), scope: testScope), timestampUnixNano: 2) }
+        let last = try await log.flush()
+
+        var bus = ExporterConfiguration(name: "bus", plugin: "otlp")  // the OTLP exporter over a third-party protocol
+        bus.protocolName = "jsonl"
+        let pipeline = try await ExportPipeline(
+            log: log, exporters: [ExporterConfiguration(name: "counter", plugin: "span-counter"), bus], registry: registry)
+        pipeline.start()
+        #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(10)))
+        await pipeline.stop()
+        #expect(counter.exporter.counted.withLock { $0 } == 3)
+        #expect(lines.withLock { $0.count } == 1 && lines.withLock { $0[0].contains("\"resourceSpans\"") })
+        #expect(registry.signalTypes.map(\.name).contains("audit"))
+    }
+}
