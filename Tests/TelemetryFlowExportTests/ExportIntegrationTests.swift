@@ -239,3 +239,37 @@ func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
         #expect(throws: TelemetryFlowError.self) { try registry.processor(named: "attribute_limits").makeProcessor(options: ["max": "1"]) }
     }
 }
+
+@Suite struct FileExporterTests {
+    @Test func jsonLinesRotateAndKeepTheConfiguredNumberOfFiles() async throws {
+        let dir = LogDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let log = try makeLog(dir.path + "/log")
+        defer { log.close() }
+        for n in 0..<200 { _ = log.append(.spanEnded(sampleSpan(n), scope: testScope), timestampUnixNano: UInt64(n)) }
+        let last = try await log.flush()
+        var file = ExporterConfiguration(name: "file", plugin: "file")
+        file.options = ["path": dir.path + "/spans.jsonl", "max_bytes": "20000", "max_files": "2"]
+        file.policy.maxBatchCount = 50
+        let pipeline = try await ExportPipeline(log: log, exporters: [file], registry: .standard())
+        pipeline.start()
+        #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(10)))
+        await pipeline.stop()
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("spans.jsonl") }.sorted()
+        #expect(names == ["spans.jsonl", "spans.jsonl.1", "spans.jsonl.2"], "\(names)")
+        var sequences: [Int] = []
+        for name in names.reversed() {
+            let text = try String(contentsOfFile: dir.path + "/" + name, encoding: .utf8)
+            #expect(text.utf8.count <= 20000)
+            for line in text.split(separator: "\n") {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                #expect(object["type"] as? String == "span_ended" && (object["span"] as? [String: Any])?["traceId"] != nil)
+                sequences.append(object["sequence"] as! Int)
+            }
+        }
+        #expect(sequences == sequences.sorted() && sequences.last == 200, "the newest lines are kept, in order")
+        var bad = ExporterConfiguration(name: "bad", plugin: "file")
+        bad.options = ["max_bytes": "10"]
+        #expect(throws: TelemetryFlowError.self) { try PluginRegistry.standard().makeExporter(bad) }
+    }
+}
