@@ -65,11 +65,12 @@ import Testing
                 MetricPoint(attributes: edgeAttributes, startTimeUnixNano: 1, timeUnixNano: 2, value: .number(.int(-3))),
                 MetricPoint(attributes: [:], startTimeUnixNano: 1, timeUnixNano: 2, value: .number(.double(.infinity))),
             ]),
-            MetricData(name: "g", scope: InstrumentationScope(name: "other"), kind: .gauge, points: [
-                MetricPoint(attributes: [:], startTimeUnixNano: 0, timeUnixNano: 2, value: .number(.double(-0.0))),
-            ]),
             MetricData(name: "h", description: "latency", unit: "ms", scope: scope, kind: .histogram(temporality: .cumulative), points: [
                 MetricPoint(attributes: ["r": "/a"], startTimeUnixNano: 1, timeUnixNano: 2, value: .histogram(histogram)),
+            ]),
+            // Metrics are grouped by scope (first-seen order), so a metric of another scope comes last.
+            MetricData(name: "g", scope: InstrumentationScope(name: "other"), kind: .gauge, points: [
+                MetricPoint(attributes: [:], startTimeUnixNano: 0, timeUnixNano: 2, value: .number(.double(-0.0))),
             ]),
         ])))
         return events

@@ -84,3 +84,4 @@ import Testing
         #expect(restored.lastCollectionUnixNano == 5)
     }
 }
+
