@@ -184,19 +184,16 @@ public final class SignalSenderExporter: TelemetryExporter {
     public func export(_ batch: EventBatch) async -> ExportResult {
         var present: Set<SignalType> = []
         for event in batch { if let s = event.type.builtInSignal { present.insert(s) } }
-        let done = delivered.withLock { $0.end == batch.endSequence ? $0.signals : [] }
+        var succeeded = delivered.withLock { $0.end == batch.endSequence ? $0.signals : [] }
         var results: [ExportResult] = []
-        for signal in present.intersection(acceptedSignals).subtracting(done).sorted() {
+        for signal in present.intersection(acceptedSignals).subtracting(succeeded).sorted() {
             let result = await sender.send(signal, batch)
             if case .retryable = result {
-                delivered.withLock { state in
-                    if state.end != batch.endSequence { state = (batch.endSequence, []) }
-                    for r in zip(results, present.intersection(acceptedSignals).subtracting(done).sorted()) where r.0 == .success {
-                        state.signals.insert(r.1)
-                    }
-                }
+                let kept = succeeded
+                delivered.withLock { $0 = (batch.endSequence, kept) }
                 return result
             }
+            if result == .success { succeeded.insert(signal) }
             results.append(result)
         }
         return ExportResult.combine(results)

@@ -39,9 +39,14 @@ public struct OTLPProtobufEncoder: Sendable {
     }
 
     private struct ScopeGroup {
-        var scope: ArraySlice<UInt8>  // name and version, each varint-length-prefixed (the payload's layout)
+        /// The scope's name and version as stored (varint length + bytes): exactly the body of fields 1 and 2
+        /// of `InstrumentationScope`; nil when empty (proto3 omits them).
+        var name: ArraySlice<UInt8>?
+        var version: ArraySlice<UInt8>?
         var items: [ArraySlice<UInt8>] = []  // the OTLP messages, sharing the batch's storage
         var itemsSize = 0
+
+        var scopeMessageSize: Int { (name.map { 1 + $0.count } ?? 0) + (version.map { 1 + $0.count } ?? 0) }
     }
 
     private func encodeScoped(_ batch: EventBatch, type: EventType) throws -> (bytes: [UInt8], items: Int)? {
@@ -52,10 +57,12 @@ public struct OTLPProtobufEncoder: Sendable {
             let payload = event.payload
             var i = payload.startIndex
             let end = payload.endIndex
+            var fields: [ArraySlice<UInt8>?] = []
             for _ in 0..<2 {
                 let (length, next) = try readVarint(payload, i, end)
+                guard next + Int(length) <= end else { throw TelemetryFlowError(.decoding, "event #\(event.sequence): scope runs past the payload") }
+                fields.append(length == 0 ? nil : payload[i..<(next + Int(length))])
                 i = next + Int(length)
-                guard i <= end else { throw TelemetryFlowError(.decoding, "event #\(event.sequence): scope runs past the payload") }
             }
             let scope = payload[payload.startIndex..<i]
             let slot: Int
@@ -64,7 +71,7 @@ public struct OTLPProtobufEncoder: Sendable {
             } else {
                 slot = groups.count
                 index[scope] = slot
-                groups.append(ScopeGroup(scope: scope))
+                groups.append(ScopeGroup(name: fields[0], version: fields[1]))
             }
             let size = end - i
             groups[slot].items.append(payload[i..<end])
@@ -74,17 +81,10 @@ public struct OTLPProtobufEncoder: Sendable {
         guard count > 0 else { return nil }
 
         // Exact sizes, innermost first.
-        var scopeMessageSizes: [Int] = []
         var scopeGroupSizes: [Int] = []
         var resourceBody = resourceMessage.isEmpty ? 0 : 1 + varintSize(UInt64(resourceMessage.count)) + resourceMessage.count
         for group in groups {
-            let (nameLength, afterName) = try readVarint(group.scope, group.scope.startIndex, group.scope.endIndex)
-            let versionAt = afterName + Int(nameLength)
-            let (versionLength, _) = try readVarint(group.scope, versionAt, group.scope.endIndex)
-            var scopeMessage = 0
-            if nameLength > 0 { scopeMessage += 1 + varintSize(nameLength) + Int(nameLength) }
-            if versionLength > 0 { scopeMessage += 1 + varintSize(versionLength) + Int(versionLength) }
-            scopeMessageSizes.append(scopeMessage)
+            let scopeMessage = group.scopeMessageSize
             let body = 1 + varintSize(UInt64(scopeMessage)) + scopeMessage + group.itemsSize
             scopeGroupSizes.append(body)
             resourceBody += 1 + varintSize(UInt64(body)) + body
@@ -103,17 +103,14 @@ public struct OTLPProtobufEncoder: Sendable {
             w.writeTag(2, .lengthDelimited)  // scope_spans / scope_logs
             w.writeVarint(UInt64(scopeGroupSizes[g]))
             w.writeTag(1, .lengthDelimited)  // scope
-            w.writeVarint(UInt64(scopeMessageSizes[g]))
-            let (nameLength, afterName) = try readVarint(group.scope, group.scope.startIndex, group.scope.endIndex)
-            if nameLength > 0 {
+            w.writeVarint(UInt64(group.scopeMessageSize))
+            if let name = group.name {
                 w.writeTag(1, .lengthDelimited)
-                w.bytes.append(contentsOf: group.scope[(afterName - varintSize(nameLength))..<(afterName + Int(nameLength))])
+                w.bytes.append(contentsOf: name)
             }
-            let versionAt = afterName + Int(nameLength)
-            let (versionLength, afterVersion) = try readVarint(group.scope, versionAt, group.scope.endIndex)
-            if versionLength > 0 {
+            if let version = group.version {
                 w.writeTag(2, .lengthDelimited)
-                w.bytes.append(contentsOf: group.scope[versionAt..<(afterVersion + Int(versionLength))])
+                w.bytes.append(contentsOf: version)
             }
             for item in group.items {
                 w.writeTag(2, .lengthDelimited)  // spans / log_records

@@ -101,9 +101,8 @@ public enum GRPC {
         request.version = url.hasPrefix("https://") ? .http2 : .http2PriorKnowledge
         request.timeout = timeout
         request.insecure = insecure
-        let millis = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         request.headers = [
-            ("Content-Type", "application/grpc+proto"), ("TE", "trailers"), ("grpc-timeout", "\(millis)m"),
+            ("Content-Type", "application/grpc+proto"), ("TE", "trailers"), ("grpc-timeout", "\(timeout.wholeMilliseconds)m"),
             ("grpc-accept-encoding", "gzip"), ("User-Agent", "telemetryflow-swift grpc"),
         ] + (compress ? [("grpc-encoding", "gzip")] : []) + headers
         let response = try await client.send(request)
@@ -139,7 +138,4 @@ public enum GRPC {
         }
         return GRPCResponse(status: GRPCStatusCode(rawValue: raw), message: message, payload: payload, statusDetails: details, http: response)
     }
-
-
 }
-

@@ -264,7 +264,7 @@ final class CurlEngine: @unchecked Sendable {
         func set(_ option: CURLoption, _ value: Int) { ok = ok && tf_curl_easy_setopt_long(easy, option, value) == CURLE_OK }
         ok = ok && tf_curl_easy_setopt_string(easy, CURLOPT_URL, r.url) == CURLE_OK
         set(CURLOPT_NOSIGNAL, 1)
-        let millis = max(1, Int(r.timeout.components.seconds * 1000 + r.timeout.components.attoseconds / 1_000_000_000_000_000))
+        let millis = r.timeout.wholeMilliseconds
         set(CURLOPT_TIMEOUT_MS, millis)
         set(CURLOPT_CONNECTTIMEOUT_MS, min(millis, 10_000))
         switch r.version {
@@ -327,5 +327,12 @@ final class CurlEngine: @unchecked Sendable {
         }
         t.continuation.resume(returning: .success(HTTPResponse(
             status: status, headers: t.headers, trailers: t.trailers, body: t.body, httpVersion: httpVersion)))
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, at least 1 (libcurl and `grpc-timeout` take milliseconds; 0 would mean "no limit").
+    var wholeMilliseconds: Int {
+        max(1, Int(components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000))
     }
 }

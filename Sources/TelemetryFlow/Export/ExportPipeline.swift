@@ -169,7 +169,7 @@ final class ExportWorker: Sendable {
             }
             partialSince = nil
             let wanted = batch.allSatisfy { acceptedTypes.contains($0.type.rawValue) }
-                ? batch : batch.filter { acceptedTypes.contains($0.rawValue) }
+                ? batch : batch.filter(types: { acceptedTypes.contains($0.rawValue) })
             let skipped = UInt64(batch.count - wanted.count)
             if wanted.isEmpty {
                 await advance(to: batch.endSequence) { $0.skippedEvents += skipped }

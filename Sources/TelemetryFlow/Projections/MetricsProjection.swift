@@ -45,24 +45,24 @@ public final class MetricsProjection: Sendable {
         // Pass 1: collections written after the checkpoint (their intervals end during the replay).
         let checkpointed = position
         var boundaries: [(through: UInt64, time: UInt64)] = []
-        try Self.scan(log, after: checkpointed) { event in
-            guard event.type == .metricsCollected else { return }
-            let payload = event.payload
-            guard payload.count >= 16 else { return }
-            let through = payload.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            let time = payload.dropFirst(8).prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            if through > checkpointed { boundaries.append((through, time)) }
+        try Self.scan(log, after: checkpointed) { batch in
+            for event in batch where event.type == .metricsCollected {
+                if let (through, time) = CollectedMetrics.header(ofPayload: event.payload), through > checkpointed {
+                    boundaries.append((through, time))
+                }
+            }
         }
         // Pass 2: fold measurements, ending each recovered interval before the first measurement after it.
         var next = 0
-        try Self.scan(log, after: checkpointed) { event in
-            position = event.sequence
-            guard (1...4).contains(event.type.rawValue) else { return }
-            while next < boundaries.count && boundaries[next].through < event.sequence {
-                aggregator.reset(at: boundaries[next].time)
-                next += 1
+        try Self.scan(log, after: checkpointed) { batch in
+            for event in batch where (1...4).contains(event.type.rawValue) {
+                while next < boundaries.count && boundaries[next].through < event.sequence {
+                    aggregator.reset(at: boundaries[next].time)
+                    next += 1
+                }
+                if case .measurement(let m) = try event.decode() { aggregator.fold(m, timeUnixNano: event.timestampUnixNano) }
             }
-            if case .measurement(let m) = try event.decode() { aggregator.fold(m, timeUnixNano: event.timestampUnixNano) }
+            position = batch.endSequence
         }
         while next < boundaries.count {
             aggregator.reset(at: boundaries[next].time)
@@ -71,29 +71,26 @@ public final class MetricsProjection: Sendable {
         state = Mutex((aggregator, position))
     }
 
-    private static func scan(_ log: EventLog, after start: UInt64, _ body: (StoredEvent) throws -> Void) throws {
+    /// Hands every batch after `start` to `body`, in order, until the end of the log.
+    private static func scan(_ log: EventLog, after start: UInt64, _ body: (EventBatch) throws -> Void) throws {
         var position = start
         while true {
             let batch = try log.read(after: position, maxCount: 4096, maxBytes: 8 << 20)
-            for event in batch { try body(event) }
             if batch.endSequence == position { return }
+            try body(batch)
             position = batch.endSequence
         }
     }
 
     /// Folds every event appended so far that is readable.
     public func catchUp() throws {
-        var position = state.withLock { $0.position }
-        while true {
-            let batch = try log.read(after: position, maxCount: 4096, maxBytes: 8 << 20)
-            if batch.endSequence == position { return }
+        try Self.scan(log, after: state.withLock { $0.position }) { batch in
             state.withLock { s in
                 for event in batch where (1...4).contains(event.type.rawValue) {
                     if case .measurement(let m)? = try? event.decode() { s.aggregator.fold(m, timeUnixNano: event.timestampUnixNano) }
                 }
                 s.position = batch.endSequence
             }
-            position = batch.endSequence
         }
     }
 

@@ -267,7 +267,7 @@ struct PayloadReader {
     }
 
     mutating func fixed64() throws -> UInt64 {
-        try bytes(8).reversed().reduce(0) { $0 << 8 | UInt64($1) }
+        try bytes(8).littleEndianUInt64()
     }
 
     mutating func attributeBlock() throws -> Attributes {

@@ -123,6 +123,13 @@ public struct CollectedMetrics: Sendable, Hashable {
 // MARK: OTLP protobuf
 
 extension CollectedMetrics {
+    /// The folded-through sequence and time at the head of a stored `metrics_collected` payload, read without
+    /// decoding the metrics; nil for a payload too short to hold them.
+    public static func header(ofPayload payload: ArraySlice<UInt8>) -> (foldedThrough: UInt64, timeUnixNano: UInt64)? {
+        guard payload.count >= 16 else { return nil }
+        return (payload.littleEndianUInt64(at: 0), payload.littleEndianUInt64(at: 8))
+    }
+
     /// Writes the metrics as OTLP `ScopeMetrics` messages in `field` (field 2 of `ResourceMetrics`), one per scope
     /// in first-seen order.
     public func encodeOTLPScopeMetrics(field: UInt32 = 2, into w: inout ProtobufWriter) {
@@ -261,9 +268,7 @@ extension MetricPoint {
         func packedFixed64(_ v: ProtobufReader.Value) throws -> [UInt64] {
             let b = try v.asBytes()
             guard b.count % 8 == 0 else { throw TelemetryFlowError(.decoding, "packed fixed64 field has \(b.count) bytes") }
-            return stride(from: b.startIndex, to: b.endIndex, by: 8).map { i in
-                (0..<8).reduce(UInt64(0)) { $0 | UInt64(b[i + $1]) << (8 * UInt64($1)) }
-            }
+            return stride(from: 0, to: b.count, by: 8).map { b.littleEndianUInt64(at: $0) }
         }
         while let (f, v) = try r.next() {
             switch (histogram, f) {

@@ -46,15 +46,6 @@ extension TelemetryEvent {
     }
 }
 
-func parseOptions(_ options: [String: String], processor: String, known: Set<String>) throws {
-    let unknown = Set(options.keys).subtracting(known).sorted()
-    guard unknown.isEmpty else {
-        throw TelemetryFlowError(
-            .invalidConfiguration,
-            "processor \"\(processor)\": unknown option \(unknown.joined(separator: ", ")); it takes \(known.sorted().joined(separator: ", "))")
-    }
-}
-
 func intOption(_ options: [String: String], _ key: String, processor: String) throws -> Int? {
     guard let text = options[key] else { return nil }
     guard let value = Int(text.trimmingWhitespace()), value >= 0 else {
@@ -68,7 +59,7 @@ struct AttributeLimitsProcessorPlugin: ProcessorPlugin {
     let name = "attribute_limits"
 
     func makeProcessor(options: [String: String]) throws -> any TelemetryProcessor {
-        try parseOptions(options, processor: name, known: ["max_count", "max_value_length"])
+        try rejectUnknownOptions(options, supported: ["max_count", "max_value_length"], owner: "processor \"\(name)\"")
         let maxCount = try intOption(options, "max_count", processor: name) ?? 128
         let maxLength: Int? = options["max_value_length"] == "none" ? nil
             : try intOption(options, "max_value_length", processor: name) ?? 4096
@@ -96,7 +87,7 @@ struct RedactionProcessorPlugin: ProcessorPlugin {
     let name = "redaction"
 
     func makeProcessor(options: [String: String]) throws -> any TelemetryProcessor {
-        try parseOptions(options, processor: name, known: ["keys", "replacement"])
+        try rejectUnknownOptions(options, supported: ["keys", "replacement"], owner: "processor \"\(name)\"")
         let keys = (options["keys"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         guard !keys.isEmpty else {
             throw TelemetryFlowError(.invalidConfiguration, "processor \"redaction\": option keys must name at least one attribute key")

@@ -154,13 +154,7 @@ public struct ExporterConfiguration: Sendable {
 
     /// Throws ``TelemetryFlowError/Code/invalidConfiguration`` naming any option outside `supported`.
     public func checkOptions(_ supported: Set<String>) throws {
-        let unknown = Set(options.keys).subtracting(supported).sorted()
-        guard unknown.isEmpty else {
-            let known = supported.isEmpty ? "it takes none" : "it takes " + supported.sorted().joined(separator: ", ")
-            throw TelemetryFlowError(
-                .invalidConfiguration,
-                "exporter \"\(name)\" (\(plugin)): unknown option\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")); \(known)")
-        }
+        try rejectUnknownOptions(options, supported: supported, owner: "exporter \"\(name)\" (\(plugin))")
     }
 
     /// The headers a request carries: configured ones plus the TelemetryFlow credential headers.
@@ -175,3 +169,14 @@ public struct ExporterConfiguration: Sendable {
     }
 }
 
+
+/// Throws ``TelemetryFlowError/Code/invalidConfiguration`` naming every key of `options` outside `supported`
+/// (`owner` names the plugin in the message). Plugins call it so that no option is silently ignored.
+public func rejectUnknownOptions(_ options: [String: String], supported: Set<String>, owner: String) throws {
+    let unknown = Set(options.keys).subtracting(supported).sorted()
+    guard unknown.isEmpty else {
+        let known = supported.isEmpty ? "it takes none" : "it takes " + supported.sorted().joined(separator: ", ")
+        throw TelemetryFlowError(
+            .invalidConfiguration, "\(owner): unknown option\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")); \(known)")
+    }
+}

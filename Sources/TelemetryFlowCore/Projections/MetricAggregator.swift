@@ -168,10 +168,9 @@ public struct MetricAggregator: Sendable {
     public init(configuration: MetricAggregationConfiguration, state bytes: [UInt8]) throws {
         self.init(configuration: configuration)
         guard bytes.count >= 24 else { throw TelemetryFlowError(.decoding, "metrics checkpoint is truncated") }
-        func u64(_ at: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) } }
-        lastCollectionUnixNano = u64(0)
-        overflowMeasurements = u64(8)
-        invalidMeasurements = u64(16)
+        lastCollectionUnixNano = bytes.littleEndianUInt64(at: 0)
+        overflowMeasurements = bytes.littleEndianUInt64(at: 8)
+        invalidMeasurements = bytes.littleEndianUInt64(at: 16)
         for metric in try CollectedMetrics.decodeOTLPScopeMetrics(bytes[24...]) {
             let kind: InstrumentKind
             switch metric.kind {

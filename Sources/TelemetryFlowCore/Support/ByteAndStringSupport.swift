@@ -23,3 +23,16 @@ extension String {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension Collection<UInt8> {
+    /// The little-endian `UInt64` in the 8 bytes starting `offset` bytes after `startIndex`.
+    public func littleEndianUInt64(at offset: Int = 0) -> UInt64 {
+        var value: UInt64 = 0
+        var i = index(startIndex, offsetBy: offset)
+        for shift in stride(from: UInt64(0), to: 64, by: 8) {
+            value |= UInt64(self[i]) << shift
+            formIndex(after: &i)
+        }
+        return value
+    }
+}
