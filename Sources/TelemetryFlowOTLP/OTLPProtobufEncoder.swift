@@ -57,13 +57,15 @@ public struct OTLPProtobufEncoder: Sendable {
             let payload = event.payload
             var i = payload.startIndex
             let end = payload.endIndex
-            var fields: [ArraySlice<UInt8>?] = []
-            for _ in 0..<2 {
+            // The scope's name, then its version (each may be empty).
+            func field() throws -> ArraySlice<UInt8>? {
                 let (length, next) = try readVarint(payload, i, end)
                 guard next + Int(length) <= end else { throw TelemetryFlowError(.decoding, "event #\(event.sequence): scope runs past the payload") }
-                fields.append(length == 0 ? nil : payload[i..<(next + Int(length))])
-                i = next + Int(length)
+                defer { i = next + Int(length) }
+                return length == 0 ? nil : payload[i..<(next + Int(length))]
             }
+            let name = try field()
+            let version = try field()
             let scope = payload[payload.startIndex..<i]
             let slot: Int
             if let existing = index[scope] {
@@ -71,7 +73,7 @@ public struct OTLPProtobufEncoder: Sendable {
             } else {
                 slot = groups.count
                 index[scope] = slot
-                groups.append(ScopeGroup(name: fields[0], version: fields[1]))
+                groups.append(ScopeGroup(name: name, version: version))
             }
             let size = end - i
             groups[slot].items.append(payload[i..<end])
