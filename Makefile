@@ -15,8 +15,8 @@ deps:
 	fi
 
 test-deps:
-	@$(PYTHON) -c "import opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc, google.protobuf, grpc" 2>/dev/null || \
-		$(PYTHON) -m pip install -q --disable-pip-version-check opentelemetry-proto protobuf grpcio
+	@$(PYTHON) -c "import opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc, google.protobuf, grpc, cryptography" 2>/dev/null || \
+		$(PYTHON) -m pip install -q --disable-pip-version-check opentelemetry-proto protobuf grpcio cryptography
 
 build: deps
 	$(SWIFT) build

@@ -56,7 +56,7 @@ public final class OTLPSender: SignalSender {
     let headers: [(name: String, value: String)]
     let timeout: Duration
     let compression: Compression
-    let insecure: Bool
+    let tls: TLSOptions
     let protobuf: OTLPProtobufEncoder
     let json: OTLPJSONEncoder
 
@@ -88,7 +88,7 @@ public final class OTLPSender: SignalSender {
         }
         timeout = configuration.timeout
         compression = configuration.compression
-        insecure = configuration.insecure
+        tls = try Self.tlsOptions(configuration)
         protobuf = OTLPProtobufEncoder(resource: configuration.resource)
         json = OTLPJSONEncoder(resource: configuration.resource)
         client = try HTTPClient()
@@ -112,6 +112,26 @@ public final class OTLPSender: SignalSender {
         throw TelemetryFlowError(.invalidConfiguration, "OTLP \(what) \"\(endpoint)\" must start with http:// or https://")
     }
 
+    /// The TLS settings of `configuration`, with every file checked now rather than at the first export.
+    static func tlsOptions(_ configuration: ExporterConfiguration) throws -> TLSOptions {
+        let files: [(String, String?)] = [
+            ("certificate", configuration.certificateFile), ("client certificate", configuration.clientCertificateFile),
+            ("client key", configuration.clientKeyFile),
+        ]
+        for case let (what, path?) in files {
+            guard access(path, R_OK) == 0 else {
+                throw TelemetryFlowError(
+                    .invalidConfiguration, "exporter \"\(configuration.name)\": \(what) file \(path) cannot be read: \(String(cString: strerror(errno)))")
+            }
+        }
+        guard (configuration.clientCertificateFile == nil) == (configuration.clientKeyFile == nil) else {
+            throw TelemetryFlowError(.invalidConfiguration, "exporter \"\(configuration.name)\": set both the client certificate and the client key, or neither")
+        }
+        return TLSOptions(
+            insecure: configuration.insecure, certificateAuthorityFile: configuration.certificateFile,
+            clientCertificateFile: configuration.clientCertificateFile, clientKeyFile: configuration.clientKeyFile)
+    }
+
     static func join(_ base: String, _ path: String) -> String {
         base.hasSuffix("/") ? String(base.dropLast()) + path : base + path
     }
@@ -129,13 +149,13 @@ public final class OTLPSender: SignalSender {
             switch wire {
             case .grpc:
                 let response = try await GRPC.unary(
-                    client, url: url, message: body, headers: headers, timeout: timeout, compress: compression == .gzip, insecure: insecure)
+                    client, url: url, message: body, headers: headers, timeout: timeout, compress: compression == .gzip, tls: tls)
                 return OTLPResponseRules.result(grpc: response)
             case .httpProtobuf, .httpJSON:
                 var request = HTTPRequest(url: url)
                 request.body = compression == .gzip ? try Gzip.compress(body) : body
                 request.timeout = timeout
-                request.insecure = insecure
+                request.tls = tls
                 request.version = url.hasPrefix("https://") ? .http2 : .http1_1
                 request.headers = [("Content-Type", wire == .httpJSON ? "application/json" : "application/x-protobuf"), ("User-Agent", "telemetryflow-swift")]
                     + (compression == .gzip ? [("Content-Encoding", "gzip")] : []) + headers

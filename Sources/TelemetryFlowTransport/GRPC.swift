@@ -89,7 +89,7 @@ public enum GRPC {
     ///   not gRPC.
     public static func unary(
         _ client: HTTPClient, url: String, message: [UInt8], headers: [(name: String, value: String)] = [],
-        timeout: Duration, compress: Bool, insecure: Bool = false
+        timeout: Duration, compress: Bool, tls: TLSOptions = TLSOptions()
     ) async throws(TelemetryFlowError) -> GRPCResponse {
         let payload = compress ? try Gzip.compress(message) : message
         var body: [UInt8] = [compress ? 1 : 0]
@@ -100,7 +100,7 @@ public enum GRPC {
         var request = HTTPRequest(url: url, body: body)
         request.version = url.hasPrefix("https://") ? .http2 : .http2PriorKnowledge
         request.timeout = timeout
-        request.insecure = insecure
+        request.tls = tls
         request.headers = [
             ("Content-Type", "application/grpc+proto"), ("TE", "trailers"), ("grpc-timeout", "\(timeout.wholeMilliseconds)m"),
             ("grpc-accept-encoding", "gzip"), ("User-Agent", "telemetryflow-swift grpc"),

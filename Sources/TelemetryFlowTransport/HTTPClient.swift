@@ -12,6 +12,25 @@ public enum HTTPVersion: Sendable, Hashable {
     case http2PriorKnowledge
 }
 
+/// How a request verifies the server and authenticates itself over TLS (`https://` URLs).
+public struct TLSOptions: Sendable, Hashable {
+    /// Skip peer and host verification (only when explicitly asked).
+    public var insecure = false
+    /// PEM file of the certificate authorities to trust instead of the system's.
+    public var certificateAuthorityFile: String?
+    /// PEM client certificate for mutual TLS (with ``clientKeyFile``).
+    public var clientCertificateFile: String?
+    /// PEM private key of ``clientCertificateFile``.
+    public var clientKeyFile: String?
+
+    public init(insecure: Bool = false, certificateAuthorityFile: String? = nil, clientCertificateFile: String? = nil, clientKeyFile: String? = nil) {
+        self.insecure = insecure
+        self.certificateAuthorityFile = certificateAuthorityFile
+        self.clientCertificateFile = clientCertificateFile
+        self.clientKeyFile = clientKeyFile
+    }
+}
+
 /// One HTTP request. The body is sent as is (compress it first when wanted).
 public struct HTTPRequest: Sendable {
     public var url: String
@@ -20,8 +39,8 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8] = []
     public var timeout: Duration = .seconds(10)
     public var version: HTTPVersion = .http1_1
-    /// Skip TLS peer and host verification.
-    public var insecure = false
+    /// TLS verification and client authentication.
+    public var tls = TLSOptions()
     /// Open a new connection for this request and close it afterwards.
     public var freshConnection = false
 
@@ -114,11 +133,16 @@ final class Transfer: @unchecked Sendable {
     var trailers: [(name: String, value: String)] = []
     var headersDone = false
     var uploadBody: UnsafeMutableBufferPointer<UInt8>?
+    /// libcurl's detailed message for a failed transfer (CURLOPT_ERRORBUFFER).
+    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE))
 
     init(request: HTTPRequest, continuation: CheckedContinuation<Result<HTTPResponse, TelemetryFlowError>, Never>) {
         self.request = request
         self.continuation = continuation
+        errorBuffer.initialize(to: 0)
     }
+
+    deinit { errorBuffer.deallocate() }
 
     func release() {
         if let headerList { curl_slist_free_all(headerList) }
@@ -264,6 +288,7 @@ final class CurlEngine: @unchecked Sendable {
         func set(_ option: CURLoption, _ value: Int) { ok = ok && tf_curl_easy_setopt_long(easy, option, value) == CURLE_OK }
         ok = ok && tf_curl_easy_setopt_string(easy, CURLOPT_URL, r.url) == CURLE_OK
         set(CURLOPT_NOSIGNAL, 1)
+        ok = ok && tf_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(t.errorBuffer)) == CURLE_OK
         let millis = r.timeout.wholeMilliseconds
         set(CURLOPT_TIMEOUT_MS, millis)
         set(CURLOPT_CONNECTTIMEOUT_MS, min(millis, 10_000))
@@ -272,10 +297,14 @@ final class CurlEngine: @unchecked Sendable {
         case .http2: set(CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         case .http2PriorKnowledge: set(CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE))
         }
-        if r.insecure {
+        if r.tls.insecure {
             set(CURLOPT_SSL_VERIFYPEER, 0)
             set(CURLOPT_SSL_VERIFYHOST, 0)
         }
+        let files: [(CURLoption, String?)] = [
+            (CURLOPT_CAINFO, r.tls.certificateAuthorityFile), (CURLOPT_SSLCERT, r.tls.clientCertificateFile), (CURLOPT_SSLKEY, r.tls.clientKeyFile),
+        ]
+        for case let (option, path?) in files { ok = ok && tf_curl_easy_setopt_string(easy, option, path) == CURLE_OK }
         if r.freshConnection {
             set(CURLOPT_FRESH_CONNECT, 1)
             set(CURLOPT_FORBID_REUSE, 1)
@@ -314,9 +343,11 @@ final class CurlEngine: @unchecked Sendable {
         t.release()
         if code != CURLE_OK {
             let text = String(cString: curl_easy_strerror(code))
+            let detail = String(cString: t.errorBuffer)
             let underlying = CResultCode(library: "libcurl", code: Int32(code.rawValue), text: text)
             let kind: TelemetryFlowError.Code = code == CURLE_OPERATION_TIMEDOUT ? .timedOut : .transport
-            t.continuation.resume(returning: .failure(TelemetryFlowError(kind, "\(t.request.url): \(text)", underlying: underlying)))
+            let message = detail.isEmpty || detail == text ? text : "\(text) (\(detail))"
+            t.continuation.resume(returning: .failure(TelemetryFlowError(kind, "\(t.request.url): \(message)", underlying: underlying)))
             return
         }
         let httpVersion: Int

@@ -15,6 +15,11 @@ the HTTP port:
   GET  /stats            counts: requests, spans, logs, points, unique and duplicate keys
   POST /control/reset    forget everything
 A request that is answered with an error is not recorded. The process stops when stdin closes.
+
+With `--tls DIR` it also writes a test PKI to DIR (ca.pem, server.pem/server-key.pem for 127.0.0.1,
+client.pem/client-key.pem signed by the same CA, other-ca.pem that signed nothing) and serves the same services
+over TLS: "grpc_tls" (gRPC, HTTP/2 over TLS), "grpc_mtls" (gRPC requiring a client certificate) and "https"
+(OTLP/HTTP over TLS), whose ports join the first line.
 """
 import base64
 import gzip
@@ -306,20 +311,112 @@ class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
     Export = staticmethod(grpc_export("metrics"))
 
 
-def main():
+def write_pki(directory):
+    """A CA, a server certificate for 127.0.0.1, a client certificate, and an unrelated CA, as PEM files."""
+    import datetime
+    import ipaddress
+    import os
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def certificate(common_name, key, issuer_name, issuer_key, ca=False, server=False, client=False):
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+                   .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        if server:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        if client:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    def write(name, data):
+        with open(os.path.join(directory, name), "wb") as f:
+            f.write(data)
+
+    def pem_key(key):
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+    os.makedirs(directory, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "TelemetryFlow test CA")])
+    ca = certificate("TelemetryFlow test CA", ca_key, ca_name, ca_key, ca=True)
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    other_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Unrelated CA")])
+    other = certificate("Unrelated CA", other_key, other_name, other_key, ca=True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = certificate("127.0.0.1", server_key, ca_name, ca_key, server=True)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = certificate("export-tests client", client_key, ca_name, ca_key, client=True)
+    pem = serialization.Encoding.PEM
+    write("ca.pem", ca.public_bytes(pem))
+    write("other-ca.pem", other.public_bytes(pem))
+    write("server.pem", server.public_bytes(pem))
+    write("server-key.pem", pem_key(server_key))
+    write("client.pem", client.public_bytes(pem))
+    write("client-key.pem", pem_key(client_key))
+    return ca.public_bytes(pem), server.public_bytes(pem), pem_key(server_key)
+
+
+def grpc_server():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(LogsService(), server)
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsService(), server)
-    grpc_port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
+    return server
+
+
+def http_server(tls_context=None):
     http = ThreadingHTTPServer(("127.0.0.1", 0), HTTPHandler)
     http.daemon_threads = True
+    if tls_context is not None:
+        http.socket = tls_context.wrap_socket(http.socket, server_side=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
-    print(json.dumps({"grpc": grpc_port, "http": http.server_address[1]}), flush=True)
+    return http
+
+
+def main():
+    servers = [grpc_server()]
+    ports = {"grpc": servers[0].add_insecure_port("127.0.0.1:0")}
+    https = []
+    if "--tls" in sys.argv:
+        import os
+        import ssl
+
+        directory = sys.argv[sys.argv.index("--tls") + 1]
+        ca, certificate, key = write_pki(directory)
+        for name, require_client in (("grpc_tls", False), ("grpc_mtls", True)):
+            server = grpc_server()
+            credentials = grpc.ssl_server_credentials([(key, certificate)], root_certificates=ca if require_client else None,
+                                                      require_client_auth=require_client)
+            ports[name] = server.add_secure_port("127.0.0.1:0", credentials)
+            servers.append(server)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(os.path.join(directory, "server.pem"), os.path.join(directory, "server-key.pem"))
+        context.set_alpn_protocols(["http/1.1"])
+        https.append(http_server(context))
+        ports["https"] = https[0].server_address[1]
+    for server in servers:
+        server.start()
+    http = http_server()
+    ports["http"] = http.server_address[1]
+    print(json.dumps(ports), flush=True)
     sys.stdin.read()  # the test closes stdin (or dies) to stop us
-    server.stop(0)
-    http.shutdown()
+    for server in servers:
+        server.stop(0)
+    for server in [http] + https:
+        server.shutdown()
 
 
 if __name__ == "__main__":

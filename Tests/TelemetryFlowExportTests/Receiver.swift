@@ -10,18 +10,26 @@ final class Receiver: @unchecked Sendable {
     let stdin = Pipe()
     let grpcPort: Int
     let httpPort: Int
+    /// With `tls`: the ports of the TLS services ("grpc_tls", "grpc_mtls", "https") and the directory of the
+    /// test PKI (ca.pem, other-ca.pem, client.pem, client-key.pem).
+    let ports: [String: Int]
+    let pki: String?
     let client: HTTPClient
 
-    init() throws {
+    init(tls: Bool = false) throws {
         let root = String(#filePath).components(separatedBy: "/Tests/").first!
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", root + "/Tests/Support/otlp_receiver.py"]
+        pki = tls ? FileManager.default.temporaryDirectory.appendingPathComponent("tflow-pki-\(UUID())").path : nil
+        process.arguments = ["python3", root + "/Tests/Support/otlp_receiver.py"] + (pki.map { ["--tls", $0] } ?? [])
+        // grpcio logs every refused handshake; the TLS tests refuse some on purpose.
+        process.environment = ProcessInfo.processInfo.environment.merging(["GRPC_VERBOSITY": "NONE"]) { _, new in new }
         let stdout = Pipe()
         process.standardOutput = stdout
         process.standardInput = stdin
         try process.run()
         let line = Data(readLine(stdout.fileHandleForReading).utf8)
         let ports = try #require(try JSONSerialization.jsonObject(with: line) as? [String: Int], "the receiver did not start: \(String(decoding: line, as: UTF8.self))")
+        self.ports = ports
         grpcPort = ports["grpc"]!
         httpPort = ports["http"]!
         client = try HTTPClient()
@@ -32,7 +40,11 @@ final class Receiver: @unchecked Sendable {
         process.terminate()
         process.waitUntilExit()
         client.shutdown()
+        if let pki { try? FileManager.default.removeItem(atPath: pki) }
     }
+
+    /// A file of the test PKI (`ca.pem`, `other-ca.pem`, `client.pem`, `client-key.pem`).
+    func pkiFile(_ name: String) -> String { pki! + "/" + name }
 
     /// The base endpoint of `protocolName` (`grpc`, `http/protobuf`, `http/json`).
     func endpoint(_ protocolName: String) -> String {

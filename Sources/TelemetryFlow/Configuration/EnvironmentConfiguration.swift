@@ -12,6 +12,8 @@ extension ExporterConfiguration {
     /// | `OTEL_EXPORTER_OTLP_COMPRESSION` | `none` or `gzip` |
     /// | `OTEL_EXPORTER_OTLP_TIMEOUT` | milliseconds |
     /// | `OTEL_EXPORTER_OTLP_INSECURE` | `true` to skip TLS verification |
+    /// | `OTEL_EXPORTER_OTLP_CERTIFICATE` | PEM file of the CAs that verify the backend |
+    /// | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY` | PEM files for mutual TLS |
     /// | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | resource |
     /// | `TELEMETRYFLOW_API_KEY_ID`, `TELEMETRYFLOW_API_KEY_SECRET` | credentials (`tfk_…`, `tfs_…`) |
     ///
@@ -51,6 +53,9 @@ extension ExporterConfiguration {
             }
             c.insecure = insecure.lowercased() == "true"
         }
+        c.certificateFile = value("OTEL_EXPORTER_OTLP_CERTIFICATE")
+        c.clientCertificateFile = value("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")
+        c.clientKeyFile = value("OTEL_EXPORTER_OTLP_CLIENT_KEY")
         var resource = Attributes()
         if let attributes = value("OTEL_RESOURCE_ATTRIBUTES") {
             for (k, v) in try parseKeyValues(attributes, variable: "OTEL_RESOURCE_ATTRIBUTES").sorted(by: { $0.key < $1.key }) { resource.set(k, .string(v)) }

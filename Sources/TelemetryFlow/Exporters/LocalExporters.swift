@@ -43,6 +43,7 @@ public struct ConsoleExporterPlugin: ExporterPlugin {
 
     public func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter {
         try configuration.checkOptions(["stream"])
+        try configuration.rejectNetworkSettings()
         let fd: Int32
         switch configuration.options["stream"] ?? "stdout" {
         case "stdout": fd = 1
@@ -103,6 +104,7 @@ public struct FileExporterPlugin: ExporterPlugin {
 
     public func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter {
         try configuration.checkOptions(["path", "max_bytes", "max_files", "fsync"])
+        try configuration.rejectNetworkSettings()
         guard let path = configuration.options["path"], !path.isEmpty else {
             throw TelemetryFlowError(.invalidConfiguration, "file exporter \"\(configuration.name)\": option path is required")
         }

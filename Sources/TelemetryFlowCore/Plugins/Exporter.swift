@@ -140,6 +140,13 @@ public struct ExporterConfiguration: Sendable {
     public var compression: Compression = .none
     /// Skip TLS certificate and host verification (only when explicitly asked).
     public var insecure = false
+    /// PEM file of the certificate authorities that verify the backend, instead of the system's
+    /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    public var certificateFile: String?
+    /// PEM client certificate for mutual TLS (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`); needs ``clientKeyFile``.
+    public var clientCertificateFile: String?
+    /// PEM private key of ``clientCertificateFile`` (`OTEL_EXPORTER_OTLP_CLIENT_KEY`).
+    public var clientKeyFile: String?
     /// Restrict the exporter to these signals (nil: every signal the plugin accepts).
     public var signals: Set<SignalType>?
     /// Batching and retry behaviour.
@@ -155,6 +162,23 @@ public struct ExporterConfiguration: Sendable {
     /// Throws ``TelemetryFlowError/Code/invalidConfiguration`` naming any option outside `supported`.
     public func checkOptions(_ supported: Set<String>) throws {
         try rejectUnknownOptions(options, supported: supported, owner: "exporter \"\(name)\" (\(plugin))")
+    }
+
+    /// For exporters that write locally: throws ``TelemetryFlowError/Code/invalidConfiguration`` naming every
+    /// network setting (protocol, endpoints, headers, credentials, compression, TLS) that is set, since such an
+    /// exporter would otherwise ignore it.
+    public func rejectNetworkSettings() throws {
+        let set: [(String, Bool)] = [
+            ("protocol", protocolName != nil), ("endpoint", endpoint != nil), ("signal endpoints", !signalEndpoints.isEmpty),
+            ("headers", !headers.isEmpty), ("credentials", credentials != nil), ("compression", compression != .none),
+            ("insecure", insecure), ("certificate file", certificateFile != nil),
+            ("client certificate file", clientCertificateFile != nil), ("client key file", clientKeyFile != nil),
+        ]
+        let named = set.filter(\.1).map(\.0)
+        guard named.isEmpty else {
+            throw TelemetryFlowError(
+                .invalidConfiguration, "exporter \"\(name)\" (\(plugin)) writes locally and takes no \(named.joined(separator: ", "))")
+        }
     }
 
     /// The headers a request carries: configured ones plus the TelemetryFlow credential headers.

@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+import TelemetryFlow
+import TelemetryFlowCore
+import TelemetryFlowStorage
+import TelemetryFlowTransport
+
+/// TLS against the receiver's TLS services (a test CA, a server certificate for 127.0.0.1, a client certificate):
+/// HTTP/2 over TLS for gRPC, verification on by default, CA files, host names, mutual TLS, OTLP/HTTP over TLS.
+@Suite(.serialized) struct TLSTests {
+    /// An empty ExportTraceServiceRequest: a valid message that exports nothing.
+    static let emptyRequest: [UInt8] = []
+
+    func call(_ receiver: Receiver, port: String, host: String = "127.0.0.1", tls: TLSOptions) async throws(TelemetryFlowError) -> GRPCResponse {
+        try await GRPC.unary(
+            receiver.client, url: "https://\(host):\(receiver.ports[port]!)/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            message: Self.emptyRequest, timeout: .seconds(5), compress: false, tls: tls)
+    }
+
+    @Test func gRPCCallsRunOverHTTP2WithTLS() async throws {
+        let receiver = try Receiver(tls: true)
+        let tls = TLSOptions(certificateAuthorityFile: receiver.pkiFile("ca.pem"))
+        // Several calls in a row: on libcurl < 8 each gets its own connection, from 8.0 they share one.
+        for _ in 0..<3 {
+            let response = try await call(receiver, port: "grpc_tls", tls: tls)
+            #expect(response.status == .ok, "\(response.message)")
+            #expect(response.http.httpVersion == 20)
+        }
+    }
+
+    @Test func verificationIsOnByDefault() async throws {
+        let receiver = try Receiver(tls: true)
+        let failures: [(String, TLSOptions, String)] = [
+            ("system CAs only", TLSOptions(), "127.0.0.1"),
+            ("an unrelated CA", TLSOptions(certificateAuthorityFile: receiver.pkiFile("other-ca.pem")), "127.0.0.1"),
+            ("a host name the certificate does not name", TLSOptions(certificateAuthorityFile: receiver.pkiFile("ca.pem")), "localhost"),
+        ]
+        for (what, tls, host) in failures {
+            let error = await #expect(throws: TelemetryFlowError.self, "\(what)") {
+                _ = try await call(receiver, port: "grpc_tls", host: host, tls: tls)
+            }
+            #expect(error?.code == .transport, "\(what): \(String(describing: error))")
+            #expect(error?.message.contains("SSL") == true || error?.message.contains("certificate") == true, "\(what): \(String(describing: error))")
+        }
+        // Only an explicit insecure skips verification.
+        let response = try await call(receiver, port: "grpc_tls", tls: TLSOptions(insecure: true))
+        #expect(response.status == .ok)
+        #expect(try await receiver.stats()["failed"] == 0)
+    }
+
+    @Test(arguments: ["grpc", "http/protobuf", "http/json"])
+    func everySignalArrivesOverTLS(protocolName: String) async throws {
+        let receiver = try Receiver(tls: true)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tflow-tls-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = try makeLog(dir)
+        defer { log.close() }
+        let last = try await recordWorkload(log)
+        var configuration = exporterConfiguration("otlp", protocolName, receiver)
+        configuration.endpoint = "https://127.0.0.1:\(receiver.ports[protocolName == "grpc" ? "grpc_tls" : "https"]!)"
+        configuration.certificateFile = receiver.pkiFile("ca.pem")
+        configuration.compression = .gzip
+        let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard())
+        pipeline.start()
+        #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(30)), "\(pipeline.status)")
+        await pipeline.stop()
+        let stats = try await receiver.stats()
+        #expect(stats["spans"] == 10 && stats["logs"] == 24 && stats["points"] == 3 && stats["failed"] == 0, "\(stats)")
+        let received = try await receiver.received()
+        let spans = try #require(received["spans"] as? [[String: Any]])
+        #expect(spans.map { $0["name"] as? String } == (0..<10).map { sampleSpan($0).name })
+    }
+
+    @Test func mutualTLSSendsTheClientCertificate() async throws {
+        let receiver = try Receiver(tls: true)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tflow-mtls-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = try makeLog(dir)
+        defer { log.close() }
+        for n in 0..<5 { _ = log.append(.spanEnded(sampleSpan(n), scope: testScope), timestampUnixNano: 1) }
+        _ = try await log.flush()
+        let batch = try log.read(after: 0)
+        var configuration = exporterConfiguration("otlp", "grpc", receiver)
+        configuration.endpoint = "https://127.0.0.1:\(receiver.ports["grpc_mtls"]!)"
+        configuration.certificateFile = receiver.pkiFile("ca.pem")
+
+        // Without a client certificate the server refuses the handshake: retryable, nothing delivered.
+        let anonymous = try PluginRegistry.standard().makeExporter(configuration)
+        let refused = await anonymous.export(batch)
+        await anonymous.shutdown()
+        guard case .retryable = refused else {
+            Issue.record("expected a retryable failure, got \(refused)")
+            return
+        }
+        #expect(try await receiver.stats()["spans"] == 0)
+
+        configuration.clientCertificateFile = receiver.pkiFile("client.pem")
+        configuration.clientKeyFile = receiver.pkiFile("client-key.pem")
+        let exporter = try PluginRegistry.standard().makeExporter(configuration)
+        #expect(await exporter.export(batch) == .success)
+        await exporter.shutdown()
+        #expect(try await receiver.stats()["spans"] == 5)
+    }
+
+    @Test func tlsConfigurationErrorsAreClear() throws {
+        let registry = PluginRegistry.standard()
+        var configuration = ExporterConfiguration(name: "secure", plugin: "otlp")
+        configuration.protocolName = "grpc"
+        configuration.endpoint = "https://127.0.0.1:4317"
+        configuration.certificateFile = "/nonexistent/ca.pem"
+        let missing = #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(configuration) }
+        #expect(missing?.code == .invalidConfiguration && missing?.message.contains("/nonexistent/ca.pem") == true, "\(String(describing: missing))")
+
+        configuration.certificateFile = nil
+        configuration.clientCertificateFile = "/etc/hostname"
+        let unpaired = #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(configuration) }
+        #expect(unpaired?.message.contains("client key") == true, "\(String(describing: unpaired))")
+
+        // Exporters that write locally refuse network settings instead of ignoring them.
+        var file = ExporterConfiguration(name: "file", plugin: "file")
+        file.options = ["path": "/tmp/unused.jsonl"]
+        file.certificateFile = "/etc/hostname"
+        file.endpoint = "http://127.0.0.1:4318"
+        let local = #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(file) }
+        #expect(local?.message.contains("endpoint, certificate file") == true, "\(String(describing: local))")
+
+        let environment = try #require(try ExporterConfiguration.otlpFromEnvironment([
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318", "OTEL_EXPORTER_OTLP_CERTIFICATE": "/certs/ca.pem",
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "/certs/client.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY": "/certs/client-key.pem",
+        ]))
+        #expect(environment.certificateFile == "/certs/ca.pem")
+        #expect(environment.clientCertificateFile == "/certs/client.pem" && environment.clientKeyFile == "/certs/client-key.pem")
+    }
+}
