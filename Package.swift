@@ -40,7 +40,8 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "TelemetryFlowCore"),
+        .target(name: "CCRC32C"),
+        .target(name: "TelemetryFlowCore", dependencies: ["CCRC32C"]),
         .target(name: "TelemetryFlowStorage", dependencies: ["TelemetryFlowCore", "CLMDB"]),
         .target(name: "TelemetryFlowTransport", dependencies: ["TelemetryFlowCore", "CCurl", "CZlib"]),
         .target(name: "TelemetryFlowOTLP", dependencies: ["TelemetryFlowCore", "TelemetryFlowTransport"]),
@@ -73,6 +74,6 @@ let package = Package(
     ]
 )
 
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && !target.name.hasPrefix("C") {
     target.swiftSettings = (target.swiftSettings ?? []) + strictSettings
 }

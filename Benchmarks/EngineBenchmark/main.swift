@@ -1,6 +1,9 @@
 // Engine benchmark: prints one JSON line per figure. Run with `make bench` (release build).
 //
-//   tflow-bench [--raw PATH-TO-lmdb-raw] [--events N] [--dir DIR]
+//   tflow-bench [--raw PATH-TO-lmdb-raw] [--events N] [--dir DIR] [--only MODE/EVENT/PRODUCERS]
+//
+// `--only never/span/1` runs just that throughput case (for profiling); `*` matches any part;
+// `--only encode/-/-` runs only the codec figures, `--only latency/-/-` only the append latencies.
 import Foundation
 import TelemetryFlowCore
 import TelemetryFlowStorage
@@ -9,11 +12,15 @@ var arguments = CommandLine.arguments.dropFirst()
 var rawPath: String?
 var eventCount = 1_000_000
 var baseDir = NSTemporaryDirectory() + "tflow-bench-\(getpid())"
+var only: [Substring]?
 while let argument = arguments.popFirst() {
     switch argument {
     case "--raw": rawPath = arguments.popFirst()
     case "--events": eventCount = Int(arguments.popFirst() ?? "") ?? eventCount
     case "--dir": baseDir = arguments.popFirst() ?? baseDir
+    case "--only":
+        only = (arguments.popFirst() ?? "").split(separator: "/")
+        guard only?.count == 3 else { FileHandle.standardError.write(Data("--only takes MODE/EVENT/PRODUCERS\n".utf8)); exit(2) }
     default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
     }
 }
@@ -35,6 +42,31 @@ func monotonic() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
+
+/// Anonymous resident memory (heap, stacks; not the mapped log files, which are page cache) in KiB, from
+/// /proc/self/status.
+func rssAnonKiB() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("RssAnon:") }) else { return 0 }
+    return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+}
+
+/// The highest anonymous RSS seen, sampled every 5 ms on a background thread for the whole run.
+final class AnonymousMemorySampler: @unchecked Sendable {
+    private let lock = NSLock()
+    private var peak = 0
+    init() {
+        Thread.detachNewThread { [self] in
+            while true {
+                let now = rssAnonKiB()
+                lock.withLock { peak = max(peak, now) }
+                usleep(5_000)
+            }
+        }
+    }
+    var peakKiB: Int { lock.withLock { peak } }
+}
+let memorySampler = AnonymousMemorySampler()
 
 let scope = InstrumentationScope(name: "bench")
 let spanTemplate = SpanData(
@@ -116,6 +148,7 @@ let modes: [(String, Durability)] = [("always", .always), ("interval", .interval
 for (modeName, durability) in modes {
     for (kind, event) in [("span", spanEvent), ("counter", counterEvent)] {
         for producers in [1, 2] {
+            if let only, !zip(only, [modeName, kind, String(producers)]).allSatisfy({ $0 == "*" || $0 == $1 }) { continue }
             let result = try throughput(event, durability, producers: producers, count: eventCount)
             var fields: [(String, Any)] = [
                 ("bench", "append_throughput"), ("durability", modeName), ("event", kind), ("producers", producers),
@@ -145,12 +178,34 @@ for (modeName, durability) in modes {
     }
 }
 
-for (kind, event) in [("counter", counterEvent), ("span", spanEvent)] {
+/// Codec cost alone: ns to encode one record into a stack scratch writer, as `append` does before it takes the
+/// queue's lock.
+func encodeNanos(_ event: TelemetryEvent) -> Double {
+    let rounds = 500_000
+    var total = 0
+    let t0 = monotonic()
+    for n in 0..<rounds {
+        total &+= ProtobufWriter.withScratch { EventCodec.encode(event, timestampUnixNano: UInt64(n), into: &$0) }
+    }
+    precondition(total > 0)
+    return Double(monotonic() - t0) / Double(rounds)
+}
+
+for (kind, event) in [("counter", counterEvent), ("span", spanEvent)] where only == nil || only?[0] == "encode" {
+    emit([("bench", "encode"), ("event", kind), ("ns_per_record", encodeNanos(event)), ("crc32c_hardware", "\(CRC32C.usesHardware)")])
+}
+
+for (kind, event) in [("counter", counterEvent), ("span", spanEvent)] where only == nil || only?[0] == "latency" {
     let latency = try appendNanos(event, .never)
     emit([("bench", "append_latency"), ("event", kind), ("median_ns", latency.median), ("p99_ns", latency.p99)])
 }
 
 var usage = rusage()
 getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-emit([("bench", "memory"), ("max_rss_mib", Double(usage.ru_maxrss) / 1024), ("queue_capacity_mib", 8)])
+// The log files are memory-mapped, so total RSS counts the pages read back; the anonymous peak is what the
+// process itself holds while appending (queue buffers, heap), whatever the backlog written.
+emit([
+    ("bench", "memory"), ("max_rss_mib", Double(usage.ru_maxrss) / 1024),
+    ("peak_rss_anon_mib", Double(memorySampler.peakKiB) / 1024), ("queue_capacity_mib", Double(LogConfiguration(directory: "/").queueCapacityBytes) / 1_048_576),
+])
 try? FileManager.default.removeItem(atPath: baseDir)

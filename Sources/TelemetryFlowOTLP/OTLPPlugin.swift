@@ -1,7 +1,7 @@
 import Glibc
 import Synchronization
 public import TelemetryFlowCore
-public import TelemetryFlowTransport
+import TelemetryFlowTransport
 
 /// Registers the OTLP exporter (`otlp`) and its three protocols (`grpc`, `http/protobuf`, `http/json`).
 public struct OTLPPlugin: TelemetryFlowPlugin {

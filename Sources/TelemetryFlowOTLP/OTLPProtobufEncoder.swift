@@ -93,13 +93,13 @@ public struct OTLPProtobufEncoder: Sendable {
         }
         let total = 1 + varintSize(UInt64(resourceBody)) + resourceBody
         var w = ProtobufWriter()
-        w.bytes.reserveCapacity(total)
+        w.reserve(total)
         w.writeTag(1, .lengthDelimited)  // resource_spans / resource_logs
         w.writeVarint(UInt64(resourceBody))
         if !resourceMessage.isEmpty {
             w.writeTag(1, .lengthDelimited)
             w.writeVarint(UInt64(resourceMessage.count))
-            w.bytes.append(contentsOf: resourceMessage)
+            w.append(contentsOf: resourceMessage)
         }
         for (g, group) in groups.enumerated() {
             w.writeTag(2, .lengthDelimited)  // scope_spans / scope_logs
@@ -108,16 +108,16 @@ public struct OTLPProtobufEncoder: Sendable {
             w.writeVarint(UInt64(group.scopeMessageSize))
             if let name = group.name {
                 w.writeTag(1, .lengthDelimited)
-                w.bytes.append(contentsOf: name)
+                w.append(contentsOf: name)
             }
             if let version = group.version {
                 w.writeTag(2, .lengthDelimited)
-                w.bytes.append(contentsOf: version)
+                w.append(contentsOf: version)
             }
             for item in group.items {
                 w.writeTag(2, .lengthDelimited)  // spans / log_records
                 w.writeVarint(UInt64(item.count))
-                w.bytes.append(contentsOf: item)
+                w.append(contentsOf: item)
             }
         }
         return (w.bytes, count)
@@ -131,14 +131,14 @@ public struct OTLPProtobufEncoder: Sendable {
             if !resourceMessage.isEmpty {
                 w.writeTag(1, .lengthDelimited)
                 w.writeVarint(UInt64(resourceMessage.count))
-                w.bytes.append(contentsOf: resourceMessage)
+                w.append(contentsOf: resourceMessage)
             }
             for event in batch where event.type == .metricsCollected {
                 // Payload: folded-through (8 bytes), time (8 bytes), then ScopeMetrics records in field 2.
                 let records = event.payload.dropFirst(16)
                 guard !records.isEmpty else { continue }
                 any = true
-                w.bytes.append(contentsOf: records)
+                w.append(contentsOf: records)
                 points += Self.countPoints(records)
             }
         }

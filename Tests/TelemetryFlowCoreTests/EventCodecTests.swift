@@ -144,6 +144,23 @@ import Testing
         let chained = data.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[333...]), continuing: first) }
         #expect(chained == CRC32C.checksum(data))
     }
+
+    @Test func crc32cHardwareAndSoftwareAgree() {
+        #expect(Array("123456789".utf8).withUnsafeBytes { CRC32C.software($0) } == 0xE306_9283)
+        var generator = SystemRandomNumberGenerator()
+        for length in [0, 1, 7, 8, 9, 63, 64, 65, 193, 4096, 100_003] {
+            let data = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let seed = UInt32.random(in: 0...UInt32.max, using: &generator)
+            data.withUnsafeBytes { bytes in
+                #expect(CRC32C.checksum(bytes, continuing: seed) == CRC32C.software(bytes, continuing: seed), "length \(length)")
+                // Unaligned starts.
+                if length > 3 {
+                    let tail = UnsafeRawBufferPointer(rebasing: bytes[3...])
+                    #expect(CRC32C.checksum(tail) == CRC32C.software(tail), "length \(length) from byte 3")
+                }
+            }
+        }
+    }
 }
 
 @Suite struct ValueTests {

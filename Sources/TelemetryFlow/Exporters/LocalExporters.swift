@@ -1,7 +1,7 @@
 import Glibc
 import Synchronization
 public import TelemetryFlowCore
-public import TelemetryFlowOTLP
+import TelemetryFlowOTLP
 
 extension PluginRegistry {
     /// A registry with every built-in plugin: the core signal types and processors, the OTLP exporter with its

@@ -30,32 +30,35 @@ public enum EventCodec {
 
     // MARK: Encoding
 
-    /// Appends one record holding `event` to `buffer`. Encoding never fails: every value is representable.
+    /// Appends one record holding `event` to `w`. Encoding never fails: every value is representable.
+    ///
+    /// - Returns: the number of bytes appended.
+    @discardableResult
+    public static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64, into w: inout ProtobufWriter) -> Int {
+        let start = w.count
+        w.reserve(headerSize + 64)
+        w.append(formatVersion)
+        w.append(event.type.rawValue)
+        w.appendLittleEndian(UInt16(0))
+        w.appendLittleEndian(timestampUnixNano)
+        w.appendLittleEndian(UInt32(0))
+        encodePayload(event, into: &w)
+        w.storeLittleEndian(UInt32(w.count - start - headerSize), at: start + 12)
+        let crc = w.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        w.appendLittleEndian(crc)
+        return w.count - start
+    }
+
+    /// Appends one record holding `event` to `buffer`.
     ///
     /// - Returns: the number of bytes appended.
     @discardableResult
     public static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64, into buffer: inout [UInt8]) -> Int {
-        let start = buffer.count
-        var w = ProtobufWriter()
-        swap(&w.bytes, &buffer)
-        defer { swap(&w.bytes, &buffer) }
-        w.bytes.append(formatVersion)
-        w.bytes.append(event.type.rawValue)
-        w.bytes.append(0)
-        w.bytes.append(0)
-        w.writeRawFixed64(timestampUnixNano)
-        w.bytes.append(contentsOf: [0, 0, 0, 0] as [UInt8])
-        let payloadStart = w.bytes.count
-        encodePayload(event, into: &w)
-        let payloadLength = UInt32(w.bytes.count - payloadStart)
-        w.bytes.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: payloadLength.littleEndian, toByteOffset: start + 12, as: UInt32.self)
+        ProtobufWriter.withScratch { w in
+            let n = encode(event, timestampUnixNano: timestampUnixNano, into: &w)
+            w.withUnsafeBytes { buffer.append(contentsOf: $0) }
+            return n
         }
-        let crc = w.bytes.withUnsafeBytes { raw in
-            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[start...]))
-        }
-        withUnsafeBytes(of: crc.littleEndian) { w.bytes.append(contentsOf: $0) }
-        return w.bytes.count - start
     }
 
     /// One record holding `event`, as a new array.
@@ -66,11 +69,7 @@ public enum EventCodec {
     }
 
     static func writeString(_ s: String, into w: inout ProtobufWriter) {
-        var s = s
-        s.withUTF8 { utf8 in
-            w.writeVarint(UInt64(utf8.count))
-            w.bytes.append(contentsOf: utf8)
-        }
+        w.writeString(s)
     }
 
     static func writeScope(_ scope: InstrumentationScope, into w: inout ProtobufWriter) {
@@ -80,8 +79,8 @@ public enum EventCodec {
 
     /// Writes attributes as a length-prefixed block that is itself a protobuf message of `KeyValue`s in field 1.
     static func writeAttributeBlock(_ attributes: Attributes, into w: inout ProtobufWriter) {
-        let lengthAt = w.bytes.count
-        w.bytes.append(0)
+        let lengthAt = w.count
+        w.append(0)
         attributes.encodeOTLP(field: 1, into: &w)
         w.patchLength(at: lengthAt)
     }
@@ -95,10 +94,10 @@ public enum EventCodec {
             writeAttributeBlock(m.attributes, into: &w)
             switch m.value {
             case .int(let v):
-                w.bytes.append(0)
+                w.append(0)
                 w.writeRawFixed64(UInt64(bitPattern: v))
             case .double(let v):
-                w.bytes.append(1)
+                w.append(1)
                 w.writeRawFixed64(v.bitPattern)
             }
         case .metricsCollected(let collected):
@@ -120,9 +119,9 @@ public enum EventCodec {
             writeString(record.signal.name, into: &w)
             writeString(record.name, into: &w)
             writeAttributeBlock(record.attributes, into: &w)
-            w.bytes.append(contentsOf: record.body)
+            w.append(contentsOf: record.body)
         case .lifecycle(let event):
-            w.bytes.append(event.kind.rawValue)
+            w.append(event.kind.rawValue)
             event.attributes.encodeOTLP(field: 1, into: &w)
         }
     }

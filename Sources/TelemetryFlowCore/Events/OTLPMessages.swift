@@ -272,7 +272,7 @@ extension ProtobufWriter {
     @inlinable
     public mutating func writeTraceIDField(_ field: UInt32, _ id: TraceID) {
         writeTag(field, .lengthDelimited)
-        bytes.append(16)
+        append(16)
         writeRawFixed64(id.high.bigEndian)
         writeRawFixed64(id.low.bigEndian)
     }
@@ -281,7 +281,7 @@ extension ProtobufWriter {
     @inlinable
     public mutating func writeSpanIDField(_ field: UInt32, _ id: SpanID) {
         writeTag(field, .lengthDelimited)
-        bytes.append(8)
+        append(8)
         writeRawFixed64(id.value.bigEndian)
     }
 }

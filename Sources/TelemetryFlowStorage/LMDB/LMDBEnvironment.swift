@@ -24,7 +24,8 @@ final class LMDBEnvironment: @unchecked Sendable {
     let path: String
     private let isOpen = Mutex(true)
 
-    init(path: String, mapSize: Int, maxDatabases: UInt32, noSync: Bool, readOnly: Bool = false) throws(TelemetryFlowError) {
+    /// - Parameter noLock: no lock file (`MDB_NOLOCK`): only for read-only files nothing writes any more.
+    init(path: String, mapSize: Int, maxDatabases: UInt32, noSync: Bool, readOnly: Bool = false, noLock: Bool = false) throws(TelemetryFlowError) {
         var env: OpaquePointer?
         try lmdbCheck(mdb_env_create(&env), "cannot create LMDB environment for \(path)")
         guard let env else { throw TelemetryFlowError(.storage, "mdb_env_create returned no environment for \(path)") }
@@ -35,9 +36,12 @@ final class LMDBEnvironment: @unchecked Sendable {
             var flags = UInt32(MDB_NOSUBDIR | MDB_NOTLS | MDB_NORDAHEAD)
             if noSync { flags |= UInt32(MDB_NOSYNC) }
             if readOnly { flags |= UInt32(MDB_RDONLY) }
+            if noLock { flags |= UInt32(MDB_NOLOCK) }
             try lmdbCheck(mdb_env_open(env, path, flags, 0o644), "cannot open LMDB file \(path)")
-            var dead: Int32 = 0
-            _ = mdb_reader_check(env, &dead)
+            if !noLock {
+                var dead: Int32 = 0
+                _ = mdb_reader_check(env, &dead)
+            }
         } catch {
             mdb_env_close(env)
             throw error

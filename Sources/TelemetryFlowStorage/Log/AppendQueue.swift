@@ -2,8 +2,8 @@ import TelemetryFlowCore
 
 /// The bounded multi-producer queue between callers and the writer thread.
 ///
-/// Producers encode their record straight into the shared byte buffer while holding the lock (a few tens of
-/// nanoseconds), and receive the next sequence number. The writer swaps the whole buffer for an empty one,
+/// Producers encode their record on their own stack, then copy it into the shared byte buffer while holding the
+/// lock (a few tens of nanoseconds) and receive the next sequence number. The writer swaps the whole buffer for an empty one,
 /// so memory stays bounded by twice ``LogConfiguration/queueCapacityBytes`` whatever the backlog on disk.
 final class AppendQueue: @unchecked Sendable {
     private static let writerCondition = 0
@@ -21,13 +21,22 @@ final class AppendQueue: @unchecked Sendable {
     private var nextSequence: UInt64
     private var operations: [WriterOperation] = []
     private var writerWaiting = false
+    /// The writer holds a few records and waits briefly for more (see ``take(into:takeRecords:until:)``).
+    private var writerLingering = false
+    /// A flush is waiting: the writer takes what is queued without lingering.
+    private var hurried = false
     private var stopping = false
+    /// The writer lingers while fewer bytes than this are queued.
+    private let batchBytes: Int
+    /// How long the writer lingers at most.
+    static let lingerNanos: UInt64 = 1_000_000
 
     init(configuration: LogConfiguration, nextSequence: UInt64) {
         capacity = configuration.queueCapacityBytes
         maxRecord = configuration.effectiveMaxRecordBytes
         policy = configuration.queuePolicy
         blockNanos = UInt64(configuration.blockTimeoutMilliseconds) * 1_000_000
+        batchBytes = max(configuration.queueCapacityBytes / 8, 1)
         buffer = []
         buffer.reserveCapacity(capacity + configuration.effectiveMaxRecordBytes)
         self.nextSequence = nextSequence
@@ -40,10 +49,11 @@ final class AppendQueue: @unchecked Sendable {
         return nextSequence - 1
     }
 
-    /// Encodes one record into the queue.
+    /// Copies one encoded record into the queue.
     ///
     /// - Parameter stalledByQuota: tells, when the wait runs out, whether the writer was held by the quota.
-    func append(_ encode: (inout [UInt8]) -> Void, stalledByQuota: () -> Bool) -> AppendOutcome {
+    func append(_ record: UnsafeRawBufferPointer, stalledByQuota: () -> Bool) -> AppendOutcome {
+        if record.count > maxRecord { return .dropped(.tooLarge) }
         monitor.lock()
         var deadline: UInt64 = 0
         while true {
@@ -51,24 +61,16 @@ final class AppendQueue: @unchecked Sendable {
                 monitor.unlock()
                 return .dropped(.closed)
             }
-            let start = buffer.count
-            encode(&buffer)
-            let size = buffer.count - start
-            if size > maxRecord {
-                buffer.removeSubrange(start...)
-                monitor.unlock()
-                return .dropped(.tooLarge)
-            }
-            if buffer.count <= capacity || count == 0 {
+            if buffer.count + record.count <= capacity || count == 0 {
+                record.withMemoryRebound(to: UInt8.self) { buffer.append(contentsOf: $0) }
                 count += 1
                 let sequence = nextSequence
                 nextSequence += 1
-                let wake = writerWaiting
+                let wake = writerWaiting && (!writerLingering || buffer.count >= batchBytes)
                 monitor.unlock()
                 if wake { monitor.signal(Self.writerCondition) }
                 return .appended(sequence: sequence)
             }
-            buffer.removeSubrange(start...)
             if policy == .dropNewest {
                 monitor.unlock()
                 return .dropped(stalledByQuota() ? .quotaBlockTimeout : .queueFull)
@@ -102,11 +104,38 @@ final class AppendQueue: @unchecked Sendable {
         var stopping: Bool
     }
 
+    /// Asks the writer to take what is queued now rather than linger (a flush is waiting for it).
+    func hurry() {
+        monitor.lock()
+        hurried = true
+        let wake = writerWaiting
+        monitor.unlock()
+        if wake { monitor.signal(Self.writerCondition) }
+    }
+
     /// Writer side: waits until there are records or operations (or `deadline`), then swaps the record buffer
     /// into `spare` (which must be empty) when `takeRecords` is true.
+    ///
+    /// Group commit: when only a few records are queued (less than an eighth of the queue), the writer waits up
+    /// to ``lingerNanos`` for more, so that one transaction carries many records instead of one commit per
+    /// wake-up; producers do not wake it while it lingers until the batch is big enough, and a flush
+    /// (``hurry()``), an operation, or closing ends the wait at once.
     func take(into spare: inout [UInt8], takeRecords: Bool, until deadline: UInt64) -> Work {
         monitor.lock()
-        while (count == 0 || !takeRecords) && operations.isEmpty && !stopping {
+        var lingerUntil: UInt64 = 0
+        while operations.isEmpty && !stopping {
+            if takeRecords && count > 0 {
+                if hurried || buffer.count >= batchBytes { break }
+                let now = monotonicNanos()
+                if lingerUntil == 0 { lingerUntil = min(now + Self.lingerNanos, deadline) }
+                if now >= lingerUntil { break }
+                writerWaiting = true
+                writerLingering = true
+                _ = monitor.wait(Self.writerCondition, until: lingerUntil)
+                writerWaiting = false
+                writerLingering = false
+                continue
+            }
             writerWaiting = true
             let signalled = monitor.wait(Self.writerCondition, until: deadline)
             writerWaiting = false
@@ -117,6 +146,7 @@ final class AppendQueue: @unchecked Sendable {
             swap(&buffer, &spare)
             work.count = count
             count = 0
+            hurried = false
         }
         swap(&work.operations, &operations)
         let freed = work.count > 0

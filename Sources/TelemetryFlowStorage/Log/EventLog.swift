@@ -45,7 +45,10 @@ public final class EventLog: Sendable {
     /// - Returns: the event's sequence number, or the reason it was dropped (the drop is counted).
     @discardableResult
     public func append(_ event: TelemetryEvent, timestampUnixNano: UInt64) -> AppendOutcome {
-        engine.append { EventCodec.encode(event, timestampUnixNano: timestampUnixNano, into: &$0) }
+        ProtobufWriter.withScratch { w in
+            EventCodec.encode(event, timestampUnixNano: timestampUnixNano, into: &w)
+            return w.withUnsafeBytes { engine.append($0) }
+        }
     }
 
     /// Returns once every event appended before the call is committed (and synced under ``Durability/always``)

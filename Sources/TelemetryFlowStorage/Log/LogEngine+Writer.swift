@@ -6,7 +6,7 @@ import TelemetryFlowCore
 /// A segment as the writer thread tracks it.
 struct SegmentState {
     var record: SegmentRecord
-    let segment: Segment
+    var segment: Segment
 }
 
 /// State only the writer thread touches.
@@ -219,6 +219,11 @@ extension LogEngine {
                 try meta.putCounters(txn, counters)
             }
             let segment = try Segment(directory: directory, id: next.id, firstSequence: firstSequence, configuration: configuration)
+            // Reopen the sealed segment read-only: the writable environment is released once readers let go.
+            if let reopened = try? Segment(
+                directory: directory, id: active.record.id, firstSequence: active.record.firstSequence, configuration: configuration, sealed: true) {
+                active.segment = reopened
+            }
             writer.segments[writer.segments.count - 1] = active
             writer.segments.append(SegmentState(record: next, segment: segment))
             publishSegments()

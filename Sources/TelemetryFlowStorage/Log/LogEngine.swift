@@ -82,8 +82,8 @@ final class LogEngine: @unchecked Sendable {
     // MARK: Producer side
 
     @inline(__always)
-    func append(_ encode: (inout [UInt8]) -> Void) -> AppendOutcome {
-        let outcome = queue.append(encode, stalledByQuota: { stalledByQuota.load(ordering: .relaxed) })
+    func append(_ record: UnsafeRawBufferPointer) -> AppendOutcome {
+        let outcome = queue.append(record, stalledByQuota: { stalledByQuota.load(ordering: .relaxed) })
         if case .dropped(let reason) = outcome { countDrop(reason, 1) }
         return outcome
     }
@@ -95,6 +95,7 @@ final class LogEngine: @unchecked Sendable {
 
     func flush() async throws -> UInt64 {
         let target = queue.lastQueuedSequence
+        queue.hurry()
         return try await withCheckedThrowingContinuation { continuation in
             let immediate: Result<UInt64, TelemetryFlowError>? = flushState.withLock { state in
                 if state.processed >= target { return .success(state.processed) }

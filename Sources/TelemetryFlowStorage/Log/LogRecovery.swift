@@ -107,7 +107,8 @@ enum LogRecovery {
                 }
             }
             try PosixFile.writeAtomically(markerPath, Array(String(record.id).utf8))
-            let segment = try Segment(directory: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
+            let segment = try Segment(
+                directory: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration, sealed: !isLast)
             var state = SegmentState(record: record, segment: segment)
             if !isLast && record.bytes == 0 { state.record.bytes = segment.env.usedBytes }
             segments.append(state)

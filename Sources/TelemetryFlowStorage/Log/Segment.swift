@@ -23,7 +23,12 @@ final class Segment: Sendable {
     }
 
     /// Opens or creates the segment file. The map is sized so that one segment plus a full queue always fit.
-    init(directory: String, id: UInt64, firstSequence: UInt64, configuration: LogConfiguration) throws(TelemetryFlowError) {
+    ///
+    /// - Parameter sealed: the segment takes no more writes: it is opened read-only without the lock file.
+    ///   A writable LMDB environment keeps the pages of its largest write transaction allocated until it
+    ///   closes, so the writer reopens each segment it seals this way; memory then stays bounded by the queue
+    ///   whatever the number of segments in the backlog.
+    init(directory: String, id: UInt64, firstSequence: UInt64, configuration: LogConfiguration, sealed: Bool = false) throws(TelemetryFlowError) {
         self.id = id
         self.firstSequence = firstSequence
         let noSync = configuration.durability != .always
@@ -31,9 +36,11 @@ final class Segment: Sendable {
             path: directory + "/" + Self.fileName(id: id),
             mapSize: Self.mapSize(configuration),
             maxDatabases: 0,
-            noSync: noSync)
+            noSync: noSync,
+            readOnly: sealed,
+            noLock: sealed)
         let e = env
-        dbi = try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try e.openDatabase(txn, nil, create: false) }
+        dbi = try env.withTransaction(write: !sealed) { (txn) throws(TelemetryFlowError) in try e.openDatabase(txn, nil, create: false) }
     }
 
     static func mapSize(_ configuration: LogConfiguration) -> Int {

@@ -1,0 +1,14 @@
+#ifndef TF_CRC32C_H
+#define TF_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// 1 when the CPU has CRC-32C instructions (x86-64 SSE 4.2, AArch64 CRC32), else 0.
+int tf_crc32c_hardware_available(void);
+
+/// CRC-32C of `length` bytes continuing from `crc` (0 to start), with the CPU's instructions. Call only when
+/// tf_crc32c_hardware_available() returned 1.
+uint32_t tf_crc32c_hardware(uint32_t crc, const void *bytes, size_t length);
+
+#endif
