@@ -133,14 +133,21 @@ public struct ProtobufWriter: ~Copyable {
             return
         }
         reserve(10)
+        length += storeVarint(value, at: length)
+    }
+
+    /// Writes `value` as a varint at `offset` (room must exist) and returns its size.
+    @inlinable
+    mutating func storeVarint(_ value: UInt64, at offset: Int) -> Int {
         var v = value
+        var at = offset
         while v >= 0x80 {
-            base[length] = UInt8(truncatingIfNeeded: v) | 0x80
-            length += 1
+            base[at] = UInt8(truncatingIfNeeded: v) | 0x80
+            at += 1
             v >>= 7
         }
-        base[length] = UInt8(v)
-        length += 1
+        base[at] = UInt8(v)
+        return at + 1 - offset
     }
 
     /// Appends a field key (field number and wire type).
@@ -257,13 +264,6 @@ public struct ProtobufWriter: ~Copyable {
         reserve(extra)
         UnsafeMutableRawPointer(base + lengthAt + 1 + extra).copyMemory(from: base + lengthAt + 1, byteCount: body)  // memmove
         length += extra
-        var rest = UInt64(body)
-        var at = lengthAt
-        while rest >= 0x80 {
-            base[at] = UInt8(truncatingIfNeeded: rest) | 0x80
-            at += 1
-            rest >>= 7
-        }
-        base[at] = UInt8(rest)
+        _ = storeVarint(UInt64(body), at: lengthAt)
     }
 }
