@@ -34,7 +34,7 @@ public enum EventCodec {
     ///
     /// - Returns: the number of bytes appended.
     @discardableResult
-    public static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64, into w: inout ProtobufWriter) -> Int {
+    public static func encode(_ event: borrowing TelemetryEvent, timestampUnixNano: UInt64, into w: inout ProtobufWriter) -> Int {
         let start = w.count
         w.reserve(headerSize + 64)
         w.append(formatVersion)
@@ -85,7 +85,7 @@ public enum EventCodec {
         w.patchLength(at: lengthAt)
     }
 
-    static func encodePayload(_ event: TelemetryEvent, into w: inout ProtobufWriter) {
+    static func encodePayload(_ event: borrowing TelemetryEvent, into w: inout ProtobufWriter) {
         switch event {
         case .measurement(let m):
             writeString(m.name, into: &w)
