@@ -24,8 +24,16 @@ build: deps
 demo: build
 	.build/debug/tflow demo $(DEMO_ARGS)
 
+# The whole suite on the installed libcurl, then the transport and export suites again on bookworm-backports'
+# libcurl 8 (downloaded, not installed) so that both HTTP/2 connection paths are tested (Docs/Export.md).
 test: deps test-deps
 	$(SWIFT) test
+	@if lib=$$(bash Tests/Support/fetch-libcurl8.sh .build/libcurl8); then \
+		echo "== transport and export suites again with $$(ls .build/libcurl8/download)"; \
+		LD_LIBRARY_PATH=$$lib $(SWIFT) test --skip-build --filter 'HTTP2ConnectionTests|TLSTests|ExportIntegrationTests|DemoExportTests'; \
+	else \
+		echo "== note: libcurl 8 could not be fetched (see above); only the installed libcurl's HTTP/2 path was tested"; \
+	fi
 
 bench: deps
 	$(SWIFT) build -c release --product tflow-bench

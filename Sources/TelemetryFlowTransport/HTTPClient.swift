@@ -61,6 +61,8 @@ public struct HTTPResponse: Sendable {
     public var body: [UInt8]
     /// The HTTP version used: 11 for HTTP/1.1, 20 for HTTP/2.
     public var httpVersion: Int
+    /// Connections libcurl opened for this request: 0 when it reused one (or multiplexed onto one).
+    public var newConnections: Int = 0
 
     /// The first header (or, failing that, trailer) named `name` (lowercase).
     public func header(_ name: String) -> String? {
@@ -308,6 +310,10 @@ final class CurlEngine: @unchecked Sendable {
         if r.freshConnection {
             set(CURLOPT_FRESH_CONNECT, 1)
             set(CURLOPT_FORBID_REUSE, 1)
+        } else if r.version != .http1_1 {
+            // Wait for an HTTP/2 connection being set up rather than opening another: requests started together
+            // share one connection as streams.
+            set(CURLOPT_PIPEWAIT, 1)
         }
         if r.method == "POST" {
             set(CURLOPT_POST, 1)
@@ -340,6 +346,8 @@ final class CurlEngine: @unchecked Sendable {
         var version = 0
         _ = tf_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
         _ = tf_curl_easy_getinfo_long(easy, CURLINFO_HTTP_VERSION, &version)
+        var connects = 0
+        _ = tf_curl_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connects)
         t.release()
         if code != CURLE_OK {
             let text = String(cString: curl_easy_strerror(code))
@@ -357,7 +365,7 @@ final class CurlEngine: @unchecked Sendable {
         default: httpVersion = 11
         }
         t.continuation.resume(returning: .success(HTTPResponse(
-            status: status, headers: t.headers, trailers: t.trailers, body: t.body, httpVersion: httpVersion)))
+            status: status, headers: t.headers, trailers: t.trailers, body: t.body, httpVersion: httpVersion, newConnections: connects)))
     }
 }
 

@@ -132,3 +132,43 @@ import TelemetryFlowTransport
         #expect(environment.clientCertificateFile == "/certs/client.pem" && environment.clientKeyFile == "/certs/client-key.pem")
     }
 }
+
+/// The libcurl-version rule of Docs/Export.md, checked on whichever libcurl runs the suite: before 8.0 every
+/// gRPC call gets its own connection; from 8.0 calls reuse one connection and run on it as concurrent streams.
+@Suite(.serialized) struct HTTP2ConnectionTests {
+    @Test(arguments: ["grpc", "grpc_tls"])
+    func gRPCCallsFollowTheInstalledLibcurlsConnectionRule(port: String) async throws {
+        let receiver = try Receiver(tls: true)
+        let url = "\(port == "grpc" ? "http" : "https")://127.0.0.1:\(receiver.ports[port]!)/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        let tls = TLSOptions(certificateAuthorityFile: receiver.pkiFile("ca.pem"))
+        @Sendable func call(_ client: HTTPClient) async throws -> Int {
+            let response = try await GRPC.unary(client, url: url, message: [], timeout: .seconds(5), compress: false, tls: tls)
+            #expect(response.status == .ok && response.http.httpVersion == 20)
+            return response.http.newConnections
+        }
+        func concurrently(_ client: HTTPClient) async throws -> Int {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<4 { group.addTask { try await call(client) } }
+                return try await group.reduce(0, +)
+            }
+        }
+        let cold = try HTTPClient()
+        defer { cold.shutdown() }
+        let coldConcurrent = try await concurrently(cold)
+        let client = try HTTPClient()
+        defer { client.shutdown() }
+        var sequential: [Int] = []
+        for _ in 0..<4 { sequential.append(try await call(client)) }
+        let warmConcurrent = try await concurrently(client)
+        print("HTTP/2 connection rule checked on libcurl \(client.capabilities.versionString) (reuse: \(client.capabilities.reusesHTTP2Connections))")
+        if client.capabilities.reusesHTTP2Connections {
+            #expect(coldConcurrent == 1, "four calls started together share one new connection")
+            #expect(sequential == [1, 0, 0, 0])
+            #expect(warmConcurrent == 0)
+        } else {
+            #expect(coldConcurrent == 4)
+            #expect(sequential == [1, 1, 1, 1])
+            #expect(warmConcurrent == 4)
+        }
+    }
+}
