@@ -134,7 +134,9 @@ func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Dur
             _ = log.append(.log(record, scope: testScope), timestampUnixNano: UInt64(n))
         }
         let last = try await log.flush()
-        try await Task.sleep(for: .milliseconds(500))
+        // Wait (bounded) until the exporter has been refused at least twice; how long that takes depends on load.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while pipeline.status[0].retries < 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         let during = pipeline.status[0]
         #expect(during.cursor == 0 && during.retries >= 1, "nothing is acknowledged while the receiver is down: \(during)")
         #expect(during.circuit != "closed" || during.consecutiveFailures < configuration.policy.breakerThreshold)
