@@ -59,13 +59,13 @@ import Testing
         #expect(try Durability(parsing: "interval(250)") == .interval(milliseconds: 250))
 
         try FileManager.default.createDirectory(atPath: dir.path + "/other", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: dir.path + "/other/notes.txt", contents: Data("hello".utf8))
+        _ = FileManager.default.createFile(atPath: dir.path + "/other/notes.txt", contents: Data("hello".utf8))
         let foreign = try #require(throws: TelemetryFlowError.self) { try EventLog(smallConfiguration(dir.path + "/other")) }
         #expect(foreign.code == .notALog)
         #expect(foreign.message.contains(dir.path + "/other"))
 
         try FileManager.default.createDirectory(atPath: dir.path + "/garbage", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: dir.path + "/garbage/meta.mdb", contents: Data(repeating: 0x5A, count: 10000))
+        _ = FileManager.default.createFile(atPath: dir.path + "/garbage/meta.mdb", contents: Data(repeating: 0x5A, count: 10000))
         let garbage = try #require(throws: TelemetryFlowError.self) { try EventLog(smallConfiguration(dir.path + "/garbage")) }
         #expect(garbage.code == .notALog)
     }

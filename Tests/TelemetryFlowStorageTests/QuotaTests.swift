@@ -28,7 +28,7 @@ import Testing
         let dir = TemporaryDirectory()
         let log = try EventLog(quotaConfiguration(dir, .dropNewest))
         defer { log.close() }
-        try await log.registerCursor("slow")
+        _ = try await log.registerCursor("slow")
         _ = appendMany(log, 40_000)
         try await log.flush()
         let stats = log.statistics
@@ -44,7 +44,7 @@ import Testing
         let dir = TemporaryDirectory()
         let log = try EventLog(quotaConfiguration(dir, .dropOldest))
         defer { log.close() }
-        try await log.registerCursor("slow")
+        _ = try await log.registerCursor("slow")
         let result = appendMany(log, 40_000)
         try await log.flush()
         #expect(result.appended == 40_000, "drop_oldest never refuses new events")
@@ -62,7 +62,7 @@ import Testing
         let dir = TemporaryDirectory()
         let log = try EventLog(quotaConfiguration(dir, .block))
         defer { log.close() }
-        try await log.registerCursor("consumer")
+        _ = try await log.registerCursor("consumer")
         let first = appendMany(log, 40_000)
         try await log.flush()
         let blockedDrops = first.dropped[.quotaBlockTimeout, default: 0] + first.dropped[.queueFull, default: 0]
@@ -81,8 +81,8 @@ import Testing
         let dir = TemporaryDirectory()
         let log = try EventLog(smallConfiguration(dir.log))
         defer { log.close() }
-        try await log.registerCursor("a")
-        try await log.registerCursor("b")
+        _ = try await log.registerCursor("a")
+        _ = try await log.registerCursor("b")
         _ = appendMany(log, 50_000)
         let last = try await log.flush()
         let before = log.statistics
@@ -104,7 +104,7 @@ import Testing
         configuration.retentionSeconds = 3600
         let log = try EventLog(configuration)
         defer { log.close() }
-        try await log.registerCursor("exporter")
+        _ = try await log.registerCursor("exporter")
         _ = appendMany(log, 20_000)
         let last = try await log.flush()
         try await log.setCursor("exporter", to: last)
