@@ -221,8 +221,14 @@ public struct ProtobufWriter: ~Copyable {
     /// Appends a string's varint length and UTF-8 bytes (the body of a `string` field).
     @inlinable
     public mutating func writeString(_ value: String) {
-        var value = value
-        value.withUTF8 { utf8 in
+        // Native strings (small ones included) expose their UTF-8 without a copy; others are made native once.
+        let done: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
+            writeVarint(UInt64(utf8.count))
+            append(contentsOf: UnsafeRawBufferPointer(utf8))
+        }
+        guard done == nil else { return }
+        var copy = value
+        copy.withUTF8 { utf8 in
             writeVarint(UInt64(utf8.count))
             append(contentsOf: UnsafeRawBufferPointer(utf8))
         }
