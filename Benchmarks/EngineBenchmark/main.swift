@@ -29,7 +29,8 @@ func emit(_ fields: [(String, Any)]) {
     let body = fields.map { key, value -> String in
         switch value {
         case let s as String: return "\"\(key)\":\"\(s)\""
-        case let d as Double: return "\"\(key)\":\(d.isFinite ? String(format: "%.1f", d) : "null")"
+        case let d as Double:
+            return "\"\(key)\":\(d.isFinite ? String(format: key.hasPrefix("ratio") ? "%.2f" : "%.1f", d) : "null")"
         default: return "\"\(key)\":\(value)"
         }
     }.joined(separator: ",")
