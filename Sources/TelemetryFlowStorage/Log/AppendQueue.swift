@@ -2,9 +2,10 @@ import TelemetryFlowCore
 
 /// The bounded multi-producer queue between callers and the writer thread.
 ///
-/// Producers encode their record on their own stack, then copy it into the shared byte buffer while holding the
-/// lock (a few tens of nanoseconds) and receive the next sequence number. The writer swaps the whole buffer for an empty one,
-/// so memory stays bounded by twice ``LogConfiguration/queueCapacityBytes`` whatever the backlog on disk.
+/// Producers encode their record on their own stack, then copy it into the shared byte buffer while holding
+/// the lock (a few tens of nanoseconds) and receive the next sequence number. The writer swaps the whole buffer
+/// for an empty one, so memory stays bounded by twice ``LogConfiguration/queueCapacityBytes`` whatever the
+/// backlog on disk.
 final class AppendQueue: @unchecked Sendable {
     private static let writerCondition = 0
     private static let spaceCondition = 1
