@@ -8,11 +8,11 @@ import TelemetryFlowTransport
 final class Receiver: @unchecked Sendable {
     let process = Process()
     let stdin = Pipe()
-    let grpcPort: Int
-    let httpPort: Int
-    /// With `tls`: the ports of the TLS services ("grpc_tls", "grpc_mtls", "https") and the directory of the
-    /// test PKI (ca.pem, other-ca.pem, client.pem, client-key.pem).
+    /// The receiver's ports by service: "grpc", "http", and with `tls` also "grpc_tls", "grpc_mtls", "https".
     let ports: [String: Int]
+    var grpcPort: Int { ports["grpc"]! }
+    var httpPort: Int { ports["http"]! }
+    /// With `tls`: the directory of the test PKI (ca.pem, other-ca.pem, client.pem, client-key.pem).
     let pki: String?
     let client: HTTPClient
 
@@ -30,8 +30,6 @@ final class Receiver: @unchecked Sendable {
         let line = Data(readLine(stdout.fileHandleForReading).utf8)
         let ports = try #require(try JSONSerialization.jsonObject(with: line) as? [String: Int], "the receiver did not start: \(String(decoding: line, as: UTF8.self))")
         self.ports = ports
-        grpcPort = ports["grpc"]!
-        httpPort = ports["http"]!
         client = try HTTPClient()
     }
 

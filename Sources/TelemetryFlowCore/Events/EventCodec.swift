@@ -68,13 +68,9 @@ public enum EventCodec {
         return out
     }
 
-    static func writeString(_ s: String, into w: inout ProtobufWriter) {
-        w.writeString(s)
-    }
-
     static func writeScope(_ scope: InstrumentationScope, into w: inout ProtobufWriter) {
-        writeString(scope.name, into: &w)
-        writeString(scope.version, into: &w)
+        w.writeString(scope.name)
+        w.writeString(scope.version)
     }
 
     /// Writes attributes as a length-prefixed block that is itself a protobuf message of `KeyValue`s in field 1.
@@ -88,8 +84,8 @@ public enum EventCodec {
     static func encodePayload(_ event: borrowing TelemetryEvent, into w: inout ProtobufWriter) {
         switch event {
         case .measurement(let m):
-            writeString(m.name, into: &w)
-            writeString(m.unit, into: &w)
+            w.writeString(m.name)
+            w.writeString(m.unit)
             writeScope(m.scope, into: &w)
             writeAttributeBlock(m.attributes, into: &w)
             switch m.value {
@@ -116,8 +112,8 @@ public enum EventCodec {
             w.writeRawFixed64(spanID.value.bigEndian)
             event.encodeOTLP(into: &w)
         case .custom(let record):
-            writeString(record.signal.name, into: &w)
-            writeString(record.name, into: &w)
+            w.writeString(record.signal.name)
+            w.writeString(record.name)
             writeAttributeBlock(record.attributes, into: &w)
             w.append(contentsOf: record.body)
         case .lifecycle(let event):

@@ -27,12 +27,6 @@ public struct ProtobufWriter: ~Copyable {
         length = 0
     }
 
-    /// Creates a writer that starts with `bytes`.
-    public init(bytes: [UInt8]) {
-        self.init(capacity: bytes.count + 64)
-        append(contentsOf: bytes)
-    }
-
     @usableFromInline
     init(scratch: UnsafeMutableBufferPointer<UInt8>) {
         base = scratch.baseAddress!
