@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import TelemetryFlowCore
 @testable import TelemetryFlowStorage
@@ -27,6 +28,40 @@ import Testing
         #expect(stats.committed == 12000)
         #expect(stats.segmentCount > 1, "12000 × ~200 B spans several 1 MiB segments")
         #expect(log.append(counterEvent(1), timestampUnixNano: 1).sequence == 12001, "sequences continue after reopen")
+    }
+
+    /// Under `interval` the writer hands sealed segments and the periodic syncs to the background syncer; under
+    /// `never` nothing is synced before closing; under `always` every commit syncs, so there is no syncer.
+    @Test func intervalSyncsSealedSegmentsOffTheWriterThread() async throws {
+        let dir = TemporaryDirectory()
+        let log = try EventLog(smallConfiguration(dir.log, durability: .interval(milliseconds: 20)))
+        defer { log.close() }
+        for n in 0..<30000 { log.append(spanEvent(n), timestampUnixNano: UInt64(n)) }
+        try await log.flush()
+        let sealed = log.statistics.segmentCount - 1
+        #expect(sealed >= 2, "30000 × ~200 B spans several 1 MiB segments")
+        let syncer = try #require(log.engine.syncer)
+        // Every sealed segment, plus at least one periodic sync of the active segment and the metadata.
+        let deadline = Date().addingTimeInterval(10)
+        while syncer.completed.load(ordering: .relaxed) < UInt64(sealed + 2) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(syncer.completed.load(ordering: .relaxed) >= UInt64(sealed + 2))
+        #expect(log.statistics.lastError == nil)
+        for durability in [Durability.never, .always] {
+            let other = TemporaryDirectory()
+            let log = try EventLog(smallConfiguration(other.log, durability: durability))
+            #expect(log.engine.syncer == nil)
+            log.close()
+        }
+    }
+
+    @Test func syncingAFileThatWasDeletedIsNotAnError() throws {
+        let dir = TemporaryDirectory()
+        try PosixFile.makeDirectories(dir.path)
+        #expect(try PosixFile.syncData(dir.path + "/gone") == false)
+        try PosixFile.writeAtomically(dir.path + "/here", [1, 2, 3])
+        #expect(try PosixFile.syncData(dir.path + "/here"))
     }
 
     @Test func cursorsReadAfterTheirPositionAndRewind() async throws {

@@ -206,7 +206,9 @@ extension LogEngine {
     /// Seals the active segment and starts a new one whose sequences begin at `firstSequence`.
     private func roll(firstSequence: UInt64) {
         guard var active = writer.segments.last else { return }
-        if configuration.durability != .always { try? active.segment.env.sync() }
+        // `always` synced every commit; `interval` has the sealed file synced off this thread (a whole segment
+        // takes tens of milliseconds, long enough to fill the queue); `never` leaves it to the kernel.
+        syncer?.request([active.segment.path])
         active.record.lastSequence = max(writer.committed, active.record.firstSequence)
         active.record.sealedAtNanos = wallClockNanos()
         active.record.bytes = active.segment.env.usedBytes
@@ -341,9 +343,9 @@ extension LogEngine {
 
     private func periodic(force: Bool) {
         let now = monotonicNanos()
-        if case .interval(let ms) = configuration.durability, force || now - writer.lastSync >= UInt64(ms) * 1_000_000 {
-            try? writer.segments.last?.segment.env.sync()
-            try? meta.env.sync()
+        // Closing syncs on this thread once the writer is done (see `writerMain`).
+        if case .interval(let ms) = configuration.durability, !force, now - writer.lastSync >= UInt64(ms) * 1_000_000 {
+            syncer?.request([writer.segments.last?.segment.path, meta.env.path].compactMap { $0 })
             writer.lastSync = now
         }
         if force || now - writer.lastCollect >= 1_000_000_000 {

@@ -27,6 +27,8 @@ final class LogEngine: @unchecked Sendable {
     let droppedPerCursor: Mutex<[String: UInt64]>
     let lastError = Mutex<String?>(nil)
     private let thread = Mutex<WriterThread?>(nil)
+    /// Syncs files off the writer thread under ``Durability/interval(milliseconds:)``; nil in the other modes.
+    let syncer: BackgroundSyncer?
 
     /// Writer-thread state: touched only by the writer thread after `start()`.
     var writer: WriterState
@@ -72,6 +74,7 @@ final class LogEngine: @unchecked Sendable {
             now: monotonicNanos())
         writer.spare.reserveCapacity(configuration.queueCapacityBytes + configuration.effectiveMaxRecordBytes)
         diskBytes.store(writer.totalBytes, ordering: .relaxed)
+        if case .interval = configuration.durability { syncer = BackgroundSyncer() } else { syncer = nil }
     }
 
     func start() {
@@ -270,7 +273,7 @@ final class LogEngine: @unchecked Sendable {
             diskBytes: diskBytes.load(ordering: .relaxed),
             cursors: cursorState.withLock { $0 },
             droppedPerCursor: droppedPerCursor.withLock { $0 },
-            lastError: lastError.withLock { $0 })
+            lastError: lastError.withLock { $0 } ?? syncer?.lastFailure.withLock { $0 })
     }
 
     // MARK: Closing
@@ -283,6 +286,7 @@ final class LogEngine: @unchecked Sendable {
             return t
         }
         writerThread?.join()
+        syncer?.stop()
         // Release the files so the log can be reopened, here or by another process. Readers still inside a
         // segment keep its environment open until they finish.
         writer.segments = []

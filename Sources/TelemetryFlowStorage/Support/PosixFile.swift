@@ -52,6 +52,19 @@ enum PosixFile {
         unlink(path)
     }
 
+    /// Flushes the file's data at `path` to disk through a descriptor of its own (any process's writes to the
+    /// file are covered). A file that no longer exists needs no flush: returns false.
+    static func syncData(_ path: String) throws(TelemetryFlowError) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return false }
+            throw errnoError("cannot open \(path) to sync it")
+        }
+        defer { close(fd) }
+        guard fdatasync(fd) == 0 else { throw errnoError("cannot sync \(path)") }
+        return true
+    }
+
     static func rename(_ from: String, _ to: String) throws(TelemetryFlowError) {
         guard Glibc.rename(from, to) == 0 else { throw errnoError("cannot move \(from) to \(to)") }
     }
