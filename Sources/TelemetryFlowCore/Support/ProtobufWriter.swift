@@ -11,28 +11,32 @@ public struct ProtobufWriter: ~Copyable {
         case varint = 0, fixed64 = 1, lengthDelimited = 2, fixed32 = 5
     }
 
+    /// Start of the memory written into.
     @usableFromInline var base: UnsafeMutablePointer<UInt8>
-    @usableFromInline var capacity: Int
+    /// Where the next byte goes.
+    @usableFromInline var cursor: UnsafeMutablePointer<UInt8>
+    /// One past the last byte of the memory.
+    @usableFromInline var end: UnsafeMutablePointer<UInt8>
     /// Whether `base` is heap memory this writer frees (false while it writes into a caller's scratch space).
     @usableFromInline var owned: Bool
-    @usableFromInline var length: Int
     /// The number of bytes written so far.
-    @inlinable public var count: Int { length }
+    @inlinable public var count: Int { Int(bitPattern: cursor) &- Int(bitPattern: base) }
 
     /// Creates an empty writer with room for `capacity` bytes before it grows.
     public init(capacity: Int = 256) {
-        self.capacity = max(capacity, 16)
-        base = .allocate(capacity: self.capacity)
+        let capacity = max(capacity, 16)
+        base = .allocate(capacity: capacity)
+        cursor = base
+        end = base + capacity
         owned = true
-        length = 0
     }
 
     @usableFromInline
     init(scratch: UnsafeMutableBufferPointer<UInt8>) {
         base = scratch.baseAddress!
-        capacity = scratch.count
+        cursor = base
+        end = base + scratch.count
         owned = false
-        length = 0
     }
 
     deinit { if owned { base.deallocate() } }
@@ -53,33 +57,35 @@ public struct ProtobufWriter: ~Copyable {
     /// Calls `body` with the bytes written so far (valid only during the call).
     @inlinable
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try body(UnsafeRawBufferPointer(start: base, count: length))
+        try body(UnsafeRawBufferPointer(start: base, count: count))
     }
 
     /// Makes room for `additional` more bytes.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func reserve(_ additional: Int) {
-        if length + additional > capacity { grow(to: length + additional) }
+        if additional > Int(bitPattern: end) &- Int(bitPattern: cursor) { grow(to: count + additional) }
     }
 
     @usableFromInline
     mutating func grow(to needed: Int) {
-        var newCapacity = capacity * 2
+        let length = count
+        var newCapacity = (Int(bitPattern: end) &- Int(bitPattern: base)) * 2
         while newCapacity < needed { newCapacity *= 2 }
         let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
         newBase.update(from: base, count: length)
         if owned { base.deallocate() }
         base = newBase
-        capacity = newCapacity
+        cursor = newBase + length
+        end = newBase + newCapacity
         owned = true
     }
 
     /// Appends one byte.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func append(_ byte: UInt8) {
-        reserve(1)
-        base[length] = byte
-        length += 1
+        if cursor == end { grow(to: count + 1) }
+        cursor.pointee = byte
+        cursor += 1
     }
 
     /// Appends raw bytes.
@@ -87,8 +93,8 @@ public struct ProtobufWriter: ~Copyable {
     public mutating func append(contentsOf bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
         reserve(bytes.count)
-        UnsafeMutableRawPointer(base + length).copyMemory(from: source, byteCount: bytes.count)
-        length += bytes.count
+        UnsafeMutableRawPointer(cursor).copyMemory(from: source, byteCount: bytes.count)
+        cursor += bytes.count
     }
 
     /// Appends a collection of bytes (arrays and slices are copied in one move).
@@ -98,50 +104,46 @@ public struct ProtobufWriter: ~Copyable {
         guard done == nil else { return }
         reserve(bytes.count)
         for byte in bytes {
-            base[length] = byte
-            length += 1
+            cursor.pointee = byte
+            cursor += 1
         }
     }
 
     /// Appends the little-endian bytes of `value`.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
         reserve(MemoryLayout<T>.size)
-        UnsafeMutableRawPointer(base + length).storeBytes(of: value.littleEndian, as: T.self)
-        length += MemoryLayout<T>.size
+        UnsafeMutableRawPointer(cursor).storeBytes(of: value.littleEndian, as: T.self)
+        cursor += MemoryLayout<T>.size
     }
 
     /// Overwrites the bytes at `offset` with the little-endian bytes of `value` (a length or checksum patched
     /// after the fact).
     @inlinable
     public mutating func storeLittleEndian<T: FixedWidthInteger>(_ value: T, at offset: Int) {
-        precondition(offset >= 0 && offset + MemoryLayout<T>.size <= length, "store outside the written bytes")
+        precondition(offset >= 0 && offset + MemoryLayout<T>.size <= count, "store outside the written bytes")
         UnsafeMutableRawPointer(base + offset).storeBytes(of: value.littleEndian, as: T.self)
     }
 
     /// Appends a raw varint.
     @inlinable @inline(__always)
     public mutating func writeVarint(_ value: UInt64) {
-        if value < 0x80 {
-            append(UInt8(truncatingIfNeeded: value))
-            return
-        }
         reserve(10)
-        length += storeVarint(value, at: length)
+        cursor = Self.storeVarint(value, at: cursor)
     }
 
-    /// Writes `value` as a varint at `offset` (room must exist) and returns its size.
-    @inlinable
-    mutating func storeVarint(_ value: UInt64, at offset: Int) -> Int {
+    /// Writes `value` as a varint at `at` (room must exist) and returns the position after it.
+    @inlinable @inline(__always)
+    static func storeVarint(_ value: UInt64, at: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         var v = value
-        var at = offset
+        var p = at
         while v >= 0x80 {
-            base[at] = UInt8(truncatingIfNeeded: v) | 0x80
-            at += 1
+            p.pointee = UInt8(truncatingIfNeeded: v) | 0x80
+            p += 1
             v >>= 7
         }
-        base[at] = UInt8(v)
-        return at + 1 - offset
+        p.pointee = UInt8(truncatingIfNeeded: v)
+        return p + 1
     }
 
     /// Appends a field key (field number and wire type).
@@ -217,8 +219,10 @@ public struct ProtobufWriter: ~Copyable {
     public mutating func writeString(_ value: String) {
         // Native strings (small ones included) expose their UTF-8 without a copy; others are made native once.
         let done: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
-            writeVarint(UInt64(utf8.count))
-            append(contentsOf: UnsafeRawBufferPointer(utf8))
+            reserve(utf8.count &+ 10)
+            cursor = Self.storeVarint(UInt64(utf8.count), at: cursor)
+            if let source = utf8.baseAddress { UnsafeMutableRawPointer(cursor).copyMemory(from: source, byteCount: utf8.count) }
+            cursor += utf8.count
         }
         guard done == nil else { return }
         var copy = value
@@ -241,7 +245,7 @@ public struct ProtobufWriter: ~Copyable {
     @inlinable
     public mutating func writeMessageField(_ field: UInt32, _ body: (inout ProtobufWriter) -> Void) {
         writeTag(field, .lengthDelimited)
-        let lengthAt = length
+        let lengthAt = count
         append(0)
         body(&self)
         patchLength(at: lengthAt)
@@ -250,11 +254,16 @@ public struct ProtobufWriter: ~Copyable {
     /// Rewrites the one reserved length byte at `lengthAt` with the varint length of what follows it.
     @inlinable
     public mutating func patchLength(at lengthAt: Int) {
-        let body = length - lengthAt - 1
+        let body = count &- lengthAt &- 1
         if body < 0x80 {
-            base[lengthAt] = UInt8(body)
+            base[lengthAt] = UInt8(truncatingIfNeeded: body)
             return
         }
+        widenLength(at: lengthAt, body: body)
+    }
+
+    @usableFromInline
+    mutating func widenLength(at lengthAt: Int, body: Int) {
         var extra = 0
         var v = body >> 7
         while v > 0 {
@@ -263,7 +272,7 @@ public struct ProtobufWriter: ~Copyable {
         }
         reserve(extra)
         UnsafeMutableRawPointer(base + lengthAt + 1 + extra).copyMemory(from: base + lengthAt + 1, byteCount: body)  // memmove
-        length += extra
-        _ = storeVarint(UInt64(body), at: lengthAt)
+        cursor += extra
+        _ = Self.storeVarint(UInt64(body), at: base + lengthAt)
     }
 }

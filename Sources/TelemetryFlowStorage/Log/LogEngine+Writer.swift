@@ -180,6 +180,10 @@ extension LogEngine {
         let result = writer.spare.withUnsafeMutableBytes { raw -> Result<Void, TelemetryFlowError> in
             do throws(TelemetryFlowError) {
             try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+                // One cursor for the whole batch: it stays on the last page, where every append lands.
+                var cursor: OpaquePointer?
+                try lmdbCheck(mdb_cursor_open(txn, dbi, &cursor), "cannot open a cursor on \(path)")
+                defer { mdb_cursor_close(cursor) }
                 var position = offset
                 var key = UInt64(0)
                 for i in 0..<count {
@@ -189,7 +193,7 @@ extension LogEngine {
                     let rc = withUnsafeMutableBytes(of: &key) { keyRaw -> Int32 in
                         var k = MDB_val(mv_size: 8, mv_data: keyRaw.baseAddress)
                         var v = MDB_val(mv_size: size, mv_data: raw.baseAddress! + position)
-                        return mdb_put(txn, dbi, &k, &v, UInt32(MDB_APPEND))
+                        return mdb_cursor_put(cursor, &k, &v, UInt32(MDB_APPEND))
                     }
                     try lmdbCheck(rc, "cannot append sequence \(firstSequence + UInt64(i)) to \(path)")
                     position += size
