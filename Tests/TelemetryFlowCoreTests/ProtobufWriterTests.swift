@@ -36,3 +36,35 @@ import TelemetryFlowCore
         #expect(w.count == 9)
     }
 }
+
+@Suite struct AttributeEncodingTests {
+    /// The reference encoding: every `KeyValue` and `AnyValue` as a nested message whose length is patched.
+    static func reference(_ attributes: Attributes, field: UInt32) -> [UInt8] {
+        var w = ProtobufWriter()
+        for attribute in attributes.elements {
+            w.writeMessageField(field) { w in
+                w.writeStringField(1, attribute.key)
+                w.writeMessageField(2) { attribute.value.encodeOTLPAnyValue(into: &$0) }
+            }
+        }
+        return w.bytes
+    }
+
+    /// Scalars are written with lengths computed up front; the bytes must equal the patched encoding at every
+    /// varint boundary (empty keys, 127/128-byte strings, negative integers, NaN, non-ASCII).
+    @Test func scalarAttributesMatchTheNestedEncoding() {
+        let long = String(repeating: "é", count: 70)  // 140 bytes
+        let attributes: Attributes = [
+            "": "empty key", "s": "", "a": "x", "k127": .string(String(repeating: "a", count: 127)),
+            "k128": .string(String(repeating: "b", count: 128)), "utf8": .string(long),
+            String(repeating: "k", count: 130): .int(-1), "min": .int(.min), "max": .int(.max), "zero": .int(0),
+            "t": true, "f": false, "d": .double(.nan), "inf": .double(-.infinity), "dz": .double(0),
+            "bytes": .bytes([1, 2, 3]), "arr": .stringArray(["x", long]), "ints": .intArray([1, -1]),
+        ]
+        var w = ProtobufWriter(capacity: 16)
+        attributes.encodeOTLP(field: 9, into: &w)
+        #expect(w.bytes == Self.reference(attributes, field: 9))
+        #expect(ProtobufWriter.varintSize(0) == 1 && ProtobufWriter.varintSize(127) == 1 && ProtobufWriter.varintSize(128) == 2)
+        #expect(ProtobufWriter.varintSize(UInt64.max) == 10)
+    }
+}

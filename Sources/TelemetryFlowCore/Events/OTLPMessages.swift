@@ -71,12 +71,59 @@ extension AttributeValue {
 
 extension Attributes {
     /// Writes each attribute as an OTLP `KeyValue` in repeated field `field`.
+    ///
+    /// Scalar values (the common case) are written with their lengths computed up front, in one pass; bytes
+    /// and arrays reserve a length byte and patch it.
     public func encodeOTLP(field: UInt32, into w: inout ProtobufWriter) {
-        for attribute in elements {
+        elements.withUnsafeBufferPointer { buffer in
+            for index in buffer.indices { Self.encodeKeyValue(field, buffer[index], into: &w) }
+        }
+    }
+
+    @inline(__always)
+    static func encodeKeyValue(_ field: UInt32, _ attribute: borrowing Attribute, into w: inout ProtobufWriter) {
+        let keyCount = attribute.key.utf8.count
+        let keyField = keyCount == 0 ? 0 : 1 + ProtobufWriter.varintSize(UInt64(keyCount)) + keyCount
+        // The AnyValue body: one field, tag byte included.
+        let anyValue: Int
+        switch attribute.value {
+        case .string(let v):
+            let count = v.utf8.count
+            anyValue = 1 + ProtobufWriter.varintSize(UInt64(count)) + count
+        case .bool: anyValue = 2
+        case .int(let v): anyValue = 1 + ProtobufWriter.varintSize(UInt64(bitPattern: v))
+        case .double: anyValue = 9
+        default:
             w.writeMessageField(field) { w in
                 w.writeStringField(1, attribute.key)
                 w.writeMessageField(2) { attribute.value.encodeOTLPAnyValue(into: &$0) }
             }
+            return
+        }
+        let keyValue = keyField + 1 + ProtobufWriter.varintSize(UInt64(anyValue)) + anyValue
+        w.writeTag(field, .lengthDelimited)
+        w.writeVarint(UInt64(keyValue))
+        if keyCount > 0 {
+            w.append(0x0A)  // field 1, length-delimited
+            w.writeString(attribute.key)
+        }
+        w.append(0x12)  // field 2, length-delimited
+        w.writeVarint(UInt64(anyValue))
+        switch attribute.value {
+        case .string(let v):
+            w.append(0x0A)  // string_value
+            w.writeString(v)
+        case .bool(let v):
+            w.append(0x10)  // bool_value
+            w.append(v ? 1 : 0)
+        case .int(let v):
+            w.append(0x18)  // int_value
+            w.writeVarint(UInt64(bitPattern: v))
+        case .double(let v):
+            w.append(0x21)  // double_value
+            w.writeRawFixed64(v.bitPattern)
+        default:
+            break
         }
     }
 

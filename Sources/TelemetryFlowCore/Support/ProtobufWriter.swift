@@ -51,6 +51,18 @@ public struct ProtobufWriter: ~Copyable {
         }
     }
 
+    /// ``withScratch(_:)`` for a body that reads `argument`: the argument is passed through by borrow rather
+    /// than captured, so a large value (an event) is not copied on the way.
+    @inlinable
+    public static func withScratch<Argument: ~Copyable, R>(
+        passing argument: borrowing Argument, _ body: (borrowing Argument, inout ProtobufWriter) throws -> R
+    ) rethrows -> R {
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
+            var w = ProtobufWriter(scratch: scratch)
+            return try body(argument, &w)
+        }
+    }
+
     /// A copy of the bytes written so far.
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
@@ -130,6 +142,12 @@ public struct ProtobufWriter: ~Copyable {
     public mutating func writeVarint(_ value: UInt64) {
         reserve(10)
         cursor = Self.storeVarint(value, at: cursor)
+    }
+
+    /// The number of bytes of `value` as a varint.
+    @inlinable @inline(__always)
+    public static func varintSize(_ value: UInt64) -> Int {
+        (64 &- (value | 1).leadingZeroBitCount &+ 6) / 7
     }
 
     /// Writes `value` as a varint at `at` (room must exist) and returns the position after it.

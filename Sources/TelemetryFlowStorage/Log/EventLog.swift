@@ -44,8 +44,8 @@ public final class EventLog: Sendable {
     ///
     /// - Returns: the event's sequence number, or the reason it was dropped (the drop is counted).
     @discardableResult
-    public func append(_ event: TelemetryEvent, timestampUnixNano: UInt64) -> AppendOutcome {
-        ProtobufWriter.withScratch { w in
+    public func append(_ event: borrowing TelemetryEvent, timestampUnixNano: UInt64) -> AppendOutcome {
+        ProtobufWriter.withScratch(passing: event) { event, w in
             EventCodec.encode(event, timestampUnixNano: timestampUnixNano, into: &w)
             return w.withUnsafeBytes { engine.append($0) }
         }
