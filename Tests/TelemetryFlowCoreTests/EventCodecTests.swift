@@ -102,6 +102,21 @@ import Testing
         #expect(offset == buffer.count)
     }
 
+    /// The log's append path leaves the checksum to its writer thread: sealing later gives the same record.
+    @Test func checksumSealedLaterEqualsChecksumAtEncoding() throws {
+        for event in Self.allEvents {
+            let direct = EventCodec.encode(event, timestampUnixNano: 11)
+            var deferred = ProtobufWriter.withScratch { w in
+                EventCodec.encode(event, timestampUnixNano: 11, into: &w, checksummed: false)
+                return w.bytes
+            }
+            #expect(deferred != direct, "the checksum field is left empty")
+            #expect(throws: TelemetryFlowError.self) { try deferred.withUnsafeBytes { try EventCodec.envelope(of: $0) } }
+            deferred.withUnsafeMutableBytes { EventCodec.sealChecksum($0) }
+            #expect(deferred == direct)
+        }
+    }
+
     @Test func flippedBytesAreDetected() throws {
         let bytes = EventCodec.encode(.spanEnded(Self.span, scope: Self.scope), timestampUnixNano: 42)
         for index in stride(from: 0, to: bytes.count, by: 7) {

@@ -32,9 +32,13 @@ public enum EventCodec {
 
     /// Appends one record holding `event` to `w`. Encoding never fails: every value is representable.
     ///
+    /// - Parameter checksummed: false leaves the checksum field zero for ``sealChecksum(_:)`` to fill in later
+    ///   (the log's writer thread does it, off the caller's thread).
     /// - Returns: the number of bytes appended.
     @discardableResult
-    public static func encode(_ event: borrowing TelemetryEvent, timestampUnixNano: UInt64, into w: inout ProtobufWriter) -> Int {
+    public static func encode(
+        _ event: borrowing TelemetryEvent, timestampUnixNano: UInt64, into w: inout ProtobufWriter, checksummed: Bool = true
+    ) -> Int {
         let start = w.count
         w.reserve(headerSize + 64)
         w.append(formatVersion)
@@ -44,9 +48,16 @@ public enum EventCodec {
         w.appendLittleEndian(UInt32(0))
         encodePayload(event, into: &w)
         w.storeLittleEndian(UInt32(w.count - start - headerSize), at: start + 12)
-        let crc = w.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        let crc = checksummed ? w.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start...])) } : 0
         w.appendLittleEndian(crc)
         return w.count - start
+    }
+
+    /// Computes and stores the checksum of a record encoded with `checksummed: false`.
+    @inlinable
+    public static func sealChecksum(_ record: UnsafeMutableRawBufferPointer) {
+        let body = UnsafeRawBufferPointer(rebasing: record[..<(record.count - 4)])
+        record.storeBytes(of: CRC32C.checksum(body).littleEndian, toByteOffset: record.count - 4, as: UInt32.self)
     }
 
     /// Appends one record holding `event` to `buffer`.

@@ -1,11 +1,51 @@
+import Glibc
+import Synchronization
 import TelemetryFlowCore
+
+/// A fixed block of memory holding encoded records back to back: the queue fills one while the writer commits
+/// the other.
+final class RecordBuffer: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let capacity: Int
+    /// Bytes handed out to producers. The queue's lock guards it while this is the queue's buffer; the writer
+    /// owns it once taken.
+    var count = 0
+    /// Bytes producers have finished copying in: the buffer is complete when it equals `count`.
+    let copied = Atomic<Int>(0)
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        base = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit { base.deallocate() }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    /// Makes the buffer empty again (writer side, before handing it back).
+    func reset() {
+        count = 0
+        copied.store(0, ordering: .relaxed)
+    }
+
+    /// Waits until every producer that reserved space has copied its record (a few nanoseconds, unless a
+    /// producer was descheduled in the middle of its copy).
+    func waitUntilComplete() {
+        var spins = 0
+        while copied.load(ordering: .acquiring) != count {
+            spins += 1
+            if spins > 64 { sched_yield() }
+        }
+    }
+}
 
 /// The bounded multi-producer queue between callers and the writer thread.
 ///
-/// Producers encode their record on their own stack, then copy it into the shared byte buffer while holding
-/// the lock (a few tens of nanoseconds) and receive the next sequence number. The writer swaps the whole buffer
-/// for an empty one, so memory stays bounded by twice ``LogConfiguration/queueCapacityBytes`` whatever the
-/// backlog on disk.
+/// Producers encode their record on their own stack, then, holding the lock only to reserve space and take the
+/// next sequence number, copy it into the shared buffer after releasing the lock — so producers on several
+/// threads copy in parallel and rarely meet on the lock. The writer swaps the whole buffer for an empty one (and
+/// waits for copies still in flight), so memory stays bounded by twice ``LogConfiguration/queueCapacityBytes``
+/// whatever the backlog on disk.
 final class AppendQueue: @unchecked Sendable {
     private static let writerCondition = 0
     private static let spaceCondition = 1
@@ -17,7 +57,7 @@ final class AppendQueue: @unchecked Sendable {
     private let blockNanos: UInt64
 
     // Guarded by `monitor`.
-    private var buffer: [UInt8]
+    private var buffer: RecordBuffer
     private var count = 0
     private var nextSequence: UInt64
     private var operations: [WriterOperation] = []
@@ -32,14 +72,18 @@ final class AppendQueue: @unchecked Sendable {
     /// How long the writer lingers at most.
     static let lingerNanos: UInt64 = 1_000_000
 
+    /// The bytes one record buffer needs: a full queue plus one record that may overshoot it.
+    static func bufferCapacity(_ configuration: LogConfiguration) -> Int {
+        configuration.queueCapacityBytes + configuration.effectiveMaxRecordBytes
+    }
+
     init(configuration: LogConfiguration, nextSequence: UInt64) {
         capacity = configuration.queueCapacityBytes
         maxRecord = configuration.effectiveMaxRecordBytes
         policy = configuration.queuePolicy
         blockNanos = UInt64(configuration.blockTimeoutMilliseconds) * 1_000_000
         batchBytes = max(configuration.queueCapacityBytes / 8, 1)
-        buffer = []
-        buffer.reserveCapacity(capacity + configuration.effectiveMaxRecordBytes)
+        buffer = RecordBuffer(capacity: Self.bufferCapacity(configuration))
         self.nextSequence = nextSequence
     }
 
@@ -63,12 +107,16 @@ final class AppendQueue: @unchecked Sendable {
                 return .dropped(.closed)
             }
             if buffer.count + record.count <= capacity || count == 0 {
-                record.withMemoryRebound(to: UInt8.self) { buffer.append(contentsOf: $0) }
+                let target = buffer
+                let at = target.count
+                target.count += record.count
                 count += 1
                 let sequence = nextSequence
                 nextSequence += 1
-                let wake = writerWaiting && (!writerLingering || buffer.count >= batchBytes)
+                let wake = writerWaiting && (!writerLingering || target.count >= batchBytes)
                 monitor.unlock()
+                if let source = record.baseAddress { (target.base + at).copyMemory(from: source, byteCount: record.count) }
+                target.copied.add(record.count, ordering: .releasing)
                 if wake { monitor.signal(Self.writerCondition) }
                 return .appended(sequence: sequence)
             }
@@ -115,13 +163,13 @@ final class AppendQueue: @unchecked Sendable {
     }
 
     /// Writer side: waits until there are records or operations (or `deadline`), then swaps the record buffer
-    /// into `spare` (which must be empty) when `takeRecords` is true.
+    /// with `spare` (which must be empty) when `takeRecords` is true; the records are complete on return.
     ///
     /// Group commit: when only a few records are queued (less than an eighth of the queue), the writer waits up
     /// to ``lingerNanos`` for more, so that one transaction carries many records instead of one commit per
     /// wake-up; producers do not wake it while it lingers until the batch is big enough, and a flush
     /// (``hurry()``), an operation, or closing ends the wait at once.
-    func take(into spare: inout [UInt8], takeRecords: Bool, until deadline: UInt64) -> Work {
+    func take(into spare: inout RecordBuffer, takeRecords: Bool, until deadline: UInt64) -> Work {
         monitor.lock()
         var lingerUntil: UInt64 = 0
         while operations.isEmpty && !stopping {
@@ -152,7 +200,10 @@ final class AppendQueue: @unchecked Sendable {
         swap(&work.operations, &operations)
         let freed = work.count > 0
         monitor.unlock()
-        if freed { monitor.broadcast(Self.spaceCondition) }
+        if freed {
+            monitor.broadcast(Self.spaceCondition)
+            spare.waitUntilComplete()
+        }
         return work
     }
 

@@ -46,7 +46,8 @@ public final class EventLog: Sendable {
     @discardableResult
     public func append(_ event: borrowing TelemetryEvent, timestampUnixNano: UInt64) -> AppendOutcome {
         ProtobufWriter.withScratch(passing: event) { event, w in
-            EventCodec.encode(event, timestampUnixNano: timestampUnixNano, into: &w)
+            // The writer thread computes the checksum as it commits the record.
+            EventCodec.encode(event, timestampUnixNano: timestampUnixNano, into: &w, checksummed: false)
             return w.withUnsafeBytes { engine.append($0) }
         }
     }

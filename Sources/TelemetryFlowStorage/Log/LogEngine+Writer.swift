@@ -15,7 +15,7 @@ struct WriterState {
     /// The highest sequence committed or dropped by the writer.
     var committed: UInt64
     /// The buffer swapped with the queue's; holds the records being committed.
-    var spare: [UInt8]
+    var spare: RecordBuffer
     var pending: Pending?
     var lastSync: UInt64
     var lastCollect: UInt64
@@ -29,7 +29,7 @@ struct WriterState {
         var since: UInt64
     }
 
-    init(segments: [SegmentState], committed: UInt64, spare: [UInt8], now: UInt64) {
+    init(segments: [SegmentState], committed: UInt64, spare: RecordBuffer, now: UInt64) {
         self.segments = segments
         self.committed = committed
         self.spare = spare
@@ -52,7 +52,7 @@ extension LogEngine {
             if case .interval(let ms) = configuration.durability { deadline = min(deadline, writer.lastSync + UInt64(ms) * 1_000_000) }
             if writer.pending != nil { deadline = min(deadline, now + 20_000_000) }
             let canTake = writer.pending == nil
-            if canTake { writer.spare.removeAll(keepingCapacity: true) }
+            if canTake { writer.spare.reset() }
             let work = queue.take(into: &writer.spare, takeRecords: canTake, until: deadline)
             if !work.operations.isEmpty { apply(work.operations) }
             if work.count > 0 {
@@ -77,7 +77,8 @@ extension LogEngine {
     private func pendingSizes(_ pending: WriterState.Pending) -> [Int] {
         var sizes: [Int] = []
         sizes.reserveCapacity(pending.count)
-        writer.spare.withUnsafeBytes { raw in
+        do {
+            let raw = writer.spare.bytes
             var offset = pending.offset
             for _ in 0..<pending.count {
                 let payload = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
@@ -177,32 +178,29 @@ extension LogEngine {
         let dbi = segment.dbi
         let path = segment.path
         let env = segment.env
-        let result = writer.spare.withUnsafeMutableBytes { raw -> Result<Void, TelemetryFlowError> in
-            do throws(TelemetryFlowError) {
-            try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
-                // One cursor for the whole batch: it stays on the last page, where every append lands.
-                var cursor: OpaquePointer?
-                try lmdbCheck(mdb_cursor_open(txn, dbi, &cursor), "cannot open a cursor on \(path)")
-                defer { mdb_cursor_close(cursor) }
-                var position = offset
-                var key = UInt64(0)
-                for i in 0..<count {
-                    let payload = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: position + 12, as: UInt32.self)))
-                    let size = payload + EventCodec.overhead
-                    key = (firstSequence + UInt64(i)).bigEndian
-                    let rc = withUnsafeMutableBytes(of: &key) { keyRaw -> Int32 in
-                        var k = MDB_val(mv_size: 8, mv_data: keyRaw.baseAddress)
-                        var v = MDB_val(mv_size: size, mv_data: raw.baseAddress! + position)
-                        return mdb_cursor_put(cursor, &k, &v, UInt32(MDB_APPEND))
-                    }
-                    try lmdbCheck(rc, "cannot append sequence \(firstSequence + UInt64(i)) to \(path)")
-                    position += size
+        let raw = writer.spare.bytes
+        try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+            // One cursor for the whole batch: it stays on the last page, where every append lands.
+            var cursor: OpaquePointer?
+            try lmdbCheck(mdb_cursor_open(txn, dbi, &cursor), "cannot open a cursor on \(path)")
+            defer { mdb_cursor_close(cursor) }
+            var position = offset
+            var key = UInt64(0)
+            for i in 0..<count {
+                let payload = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: position + 12, as: UInt32.self)))
+                let size = payload + EventCodec.overhead
+                key = (firstSequence + UInt64(i)).bigEndian
+                let record = UnsafeMutableRawPointer(mutating: raw.baseAddress! + position)
+                EventCodec.sealChecksum(UnsafeMutableRawBufferPointer(start: record, count: size))
+                let rc = withUnsafeMutableBytes(of: &key) { keyRaw -> Int32 in
+                    var k = MDB_val(mv_size: 8, mv_data: keyRaw.baseAddress)
+                    var v = MDB_val(mv_size: size, mv_data: record)
+                    return mdb_cursor_put(cursor, &k, &v, UInt32(MDB_APPEND))
                 }
+                try lmdbCheck(rc, "cannot append sequence \(firstSequence + UInt64(i)) to \(path)")
+                position += size
             }
-            return .success(())
-            } catch { return .failure(error) }
         }
-        try result.get()
     }
 
     // MARK: Segments

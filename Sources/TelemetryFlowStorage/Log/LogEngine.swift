@@ -70,9 +70,8 @@ final class LogEngine: @unchecked Sendable {
         queue = AppendQueue(configuration: configuration, nextSequence: recovered.nextSequence)
         flushState.withLock { $0.processed = recovered.nextSequence - 1 }
         writer = WriterState(
-            segments: recovered.segments, committed: recovered.nextSequence - 1, spare: [],
-            now: monotonicNanos())
-        writer.spare.reserveCapacity(configuration.queueCapacityBytes + configuration.effectiveMaxRecordBytes)
+            segments: recovered.segments, committed: recovered.nextSequence - 1,
+            spare: RecordBuffer(capacity: AppendQueue.bufferCapacity(configuration)), now: monotonicNanos())
         diskBytes.store(writer.totalBytes, ordering: .relaxed)
         if case .interval = configuration.durability { syncer = BackgroundSyncer() } else { syncer = nil }
     }
