@@ -1,7 +1,9 @@
 // Engine benchmark: prints one JSON line per figure. Run with `make bench` (release build).
 //
-//   tflow-bench [--raw PATH-TO-lmdb-raw] [--events N] [--dir DIR] [--only MODE/EVENT/PRODUCERS]
+//   tflow-bench [--raw PATH-TO-lmdb-raw] [--events N] [--runs R] [--dir DIR] [--only MODE/EVENT/PRODUCERS]
 //
+// Every throughput figure (engine and raw liblmdb) is the median of R runs (default 3), each run's figure
+// listed beside it: on a shared machine single runs vary by a third.
 // `--only never/span/1` runs just that throughput case (for profiling); `*` matches any part;
 // `--only encode/-/-` runs only the codec figures, `--only latency/-/-` only the append latencies.
 import Foundation
@@ -11,12 +13,14 @@ import TelemetryFlowStorage
 var arguments = CommandLine.arguments.dropFirst()
 var rawPath: String?
 var eventCount = 1_000_000
+var runs = 3
 var baseDir = NSTemporaryDirectory() + "tflow-bench-\(getpid())"
 var only: [Substring]?
 while let argument = arguments.popFirst() {
     switch argument {
     case "--raw": rawPath = arguments.popFirst()
     case "--events": eventCount = Int(arguments.popFirst() ?? "") ?? eventCount
+    case "--runs": runs = max(1, Int(arguments.popFirst() ?? "") ?? runs)
     case "--dir": baseDir = arguments.popFirst() ?? baseDir
     case "--only":
         only = (arguments.popFirst() ?? "").split(separator: "/")
@@ -28,6 +32,7 @@ while let argument = arguments.popFirst() {
 func emit(_ fields: [(String, Any)]) {
     let body = fields.map { key, value -> String in
         switch value {
+        case let s as String where key == "runs": return "\"\(key)\":\(s)"
         case let s as String: return "\"\(key)\":\"\(s)\""
         case let d as Double:
             return "\"\(key)\":\(d.isFinite ? String(format: key.hasPrefix("ratio") ? "%.2f" : "%.1f", d) : "null")"
@@ -125,7 +130,25 @@ func configuration(_ dir: String, _ durability: Durability) -> LogConfiguration 
     return (Double(perProducer * producers) / seconds, Double(stats.diskBytes) / Double(perProducer * producers), log)
 }
 
-@MainActor func rawFigure(_ sync: String, recordBytes: Int) -> Double? {
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+func runList(_ values: [Double]) -> String { "[" + values.map { String(format: "%.0f", $0) }.joined(separator: ",") + "]" }
+
+/// The median of `runs` raw liblmdb runs, and each run's figure.
+@MainActor func rawFigure(_ sync: String, recordBytes: Int) -> (median: Double, runs: [Double])? {
+    var figures: [Double] = []
+    for _ in 0..<runs {
+        guard let figure = rawRun(sync, recordBytes: recordBytes) else { return nil }
+        figures.append(figure)
+    }
+    emit([
+        ("bench", "raw_lmdb_append"), ("sync", sync), ("records", eventCount), ("record_bytes", recordBytes), ("batch", 1000),
+        ("records_per_s", median(figures)), ("runs", runList(figures)),
+    ])
+    return (median(figures), figures)
+}
+
+@MainActor func rawRun(_ sync: String, recordBytes: Int) -> Double? {
     guard let rawPath else { return nil }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: rawPath)
@@ -137,7 +160,6 @@ func configuration(_ dir: String, _ durability: Durability) -> LogConfiguration 
     guard (try? process.run()) != nil else { return nil }
     let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    print(output, terminator: "")
     guard let range = output.range(of: "\"records_per_s\":") else { return nil }
     return Double(output[range.upperBound...].prefix { $0.isNumber || $0 == "." })
 }
@@ -150,14 +172,22 @@ for (modeName, durability) in modes {
     for (kind, event) in [("span", spanEvent), ("counter", counterEvent)] {
         for producers in [1, 2] {
             if let only, !zip(only, [modeName, kind, String(producers)]).allSatisfy({ $0 == "*" || $0 == $1 }) { continue }
-            let result = try throughput(event, durability, producers: producers, count: eventCount)
+            var figures: [Double] = []
+            var result = try throughput(event, durability, producers: producers, count: eventCount)
+            figures.append(result.perSecond)
+            for _ in 1..<runs {
+                result.log.close()
+                result = try throughput(event, durability, producers: producers, count: eventCount)
+                figures.append(result.perSecond)
+            }
             var fields: [(String, Any)] = [
                 ("bench", "append_throughput"), ("durability", modeName), ("event", kind), ("producers", producers),
-                ("events", eventCount), ("events_per_s", result.perSecond), ("disk_bytes_per_event", result.diskPerEvent),
+                ("events", eventCount), ("events_per_s", median(figures)), ("runs", runList(figures)),
+                ("disk_bytes_per_event", result.diskPerEvent),
             ]
             if kind == "span", let raw = modeName == "always" ? rawFsync : rawNosync {
-                fields.append(("raw_lmdb_records_per_s", raw))
-                fields.append(("ratio_engine_to_raw", result.perSecond / raw))
+                fields.append(("raw_lmdb_records_per_s", raw.median))
+                fields.append(("ratio_engine_to_raw", median(figures) / raw.median))
             }
             emit(fields)
             if modeName == "never" && kind == "span" && producers == 1 {
