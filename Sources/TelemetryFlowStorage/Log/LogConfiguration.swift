@@ -4,7 +4,8 @@ import TelemetryFlowCore
 public enum Durability: Sendable, Hashable, CustomStringConvertible {
     /// fsync before a commit counts as durable: nothing acknowledged is lost even on power loss.
     case always
-    /// Commits are written at once and synced every `milliseconds`: a power loss can lose that window.
+    /// Commits are written at once and synced every `milliseconds` (and each sealed segment once sealed) by a
+    /// background thread, so appends never wait for the disk: a power loss can lose that window.
     case interval(milliseconds: Int)
     /// Never synced by the engine (the kernel writes back on its own schedule).
     case never
