@@ -316,7 +316,7 @@ extension LogRecordData {
 
 extension ProtobufWriter {
     /// Writes a 16-byte trace id as a `bytes` field without building an intermediate array.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func writeTraceIDField(_ field: UInt32, _ id: TraceID) {
         writeTag(field, .lengthDelimited)
         append(16)
@@ -325,7 +325,7 @@ extension ProtobufWriter {
     }
 
     /// Writes an 8-byte span id as a `bytes` field without building an intermediate array.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func writeSpanIDField(_ field: UInt32, _ id: SpanID) {
         writeTag(field, .lengthDelimited)
         append(8)

@@ -171,7 +171,7 @@ public struct ProtobufWriter: ~Copyable {
     }
 
     /// Appends a varint field, omitting it when `value` is zero (proto3 default).
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func writeVarintField(_ field: UInt32, _ value: UInt64) {
         guard value != 0 else { return }
         writeTag(field, .varint)
@@ -179,7 +179,7 @@ public struct ProtobufWriter: ~Copyable {
     }
 
     /// Appends an `int64` field (two's complement varint), omitting zero.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func writeInt64Field(_ field: UInt32, _ value: Int64, always: Bool = false) {
         guard value != 0 || always else { return }
         writeTag(field, .varint)
@@ -187,7 +187,7 @@ public struct ProtobufWriter: ~Copyable {
     }
 
     /// Appends a `bool` field, omitting false.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func writeBoolField(_ field: UInt32, _ value: Bool, always: Bool = false) {
         guard value || always else { return }
         writeTag(field, .varint)
@@ -195,13 +195,13 @@ public struct ProtobufWriter: ~Copyable {
     }
 
     /// Appends a little-endian 64-bit value without a tag.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func writeRawFixed64(_ value: UInt64) {
         appendLittleEndian(value)
     }
 
     /// Appends a `fixed64` field, omitting zero unless `always`.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func writeFixed64Field(_ field: UInt32, _ value: UInt64, always: Bool = false) {
         guard value != 0 || always else { return }
         writeTag(field, .fixed64)
@@ -209,7 +209,7 @@ public struct ProtobufWriter: ~Copyable {
     }
 
     /// Appends a `double` field; `always` writes it even when it is zero (needed inside `oneof`).
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func writeDoubleField(_ field: UInt32, _ value: Double, always: Bool = false) {
         guard value.bitPattern != 0 || always else { return }
         writeTag(field, .fixed64)
@@ -217,7 +217,7 @@ public struct ProtobufWriter: ~Copyable {
     }
 
     /// Appends a `fixed32` field, omitting zero.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func writeFixed32Field(_ field: UInt32, _ value: UInt32) {
         guard value != 0 else { return }
         writeTag(field, .fixed32)
@@ -225,7 +225,7 @@ public struct ProtobufWriter: ~Copyable {
     }
 
     /// Appends a `string` field; `always` writes it even when empty (needed inside `oneof`).
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func writeStringField(_ field: UInt32, _ value: String, always: Bool = false) {
         guard !value.isEmpty || always else { return }
         writeTag(field, .lengthDelimited)
