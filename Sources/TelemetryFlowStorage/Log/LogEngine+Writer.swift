@@ -77,15 +77,13 @@ extension LogEngine {
     private func pendingSizes(_ pending: WriterState.Pending) -> [Int] {
         var sizes: [Int] = []
         sizes.reserveCapacity(pending.count)
-        do {
-            let raw = writer.spare.bytes
-            var offset = pending.offset
-            for _ in 0..<pending.count {
-                let payload = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
-                let size = payload + EventCodec.overhead
-                sizes.append(size)
-                offset += size
-            }
+        let raw = writer.spare.bytes
+        var offset = pending.offset
+        for _ in 0..<pending.count {
+            let payload = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
+            let size = payload + EventCodec.overhead
+            sizes.append(size)
+            offset += size
         }
         return sizes
     }
@@ -118,7 +116,7 @@ extension LogEngine {
         if fit > 0 {
             let bytes = sizes[0..<fit].reduce(0, +)
             do {
-                try writeRecords(offset: pending.offset, firstSequence: pending.firstSequence, count: fit)
+                try writeRecords(offset: pending.offset, firstSequence: pending.firstSequence, sizes: sizes[0..<fit])
             } catch {
                 lastError.withLock { $0 = error.description }
                 if monotonicNanos() - pending.since >= blockNanos {
@@ -160,12 +158,12 @@ extension LogEngine {
         publishProcessed(writer.committed)
     }
 
-    private func writeRecords(offset: Int, firstSequence: UInt64, count: Int) throws(TelemetryFlowError) {
+    private func writeRecords(offset: Int, firstSequence: UInt64, sizes: ArraySlice<Int>) throws(TelemetryFlowError) {
         var attempt = 0
         while true {
             guard let active = writer.segments.last else { throw TelemetryFlowError(.storage, "the log has no active segment") }
             do throws(TelemetryFlowError) {
-                try putRecords(into: active.segment, offset: offset, firstSequence: firstSequence, count: count)
+                try putRecords(into: active.segment, offset: offset, firstSequence: firstSequence, sizes: sizes)
                 return
             } catch let error where attempt == 0 && (error.underlying as? CResultCode)?.code == MDB_MAP_FULL {
                 attempt += 1
@@ -174,7 +172,8 @@ extension LogEngine {
         }
     }
 
-    private func putRecords(into segment: Segment, offset: Int, firstSequence: UInt64, count: Int) throws(TelemetryFlowError) {
+    /// Appends the records of `sizes` (their lengths, in order) found from `offset` of the spare buffer.
+    private func putRecords(into segment: Segment, offset: Int, firstSequence: UInt64, sizes: ArraySlice<Int>) throws(TelemetryFlowError) {
         let dbi = segment.dbi
         let path = segment.path
         let env = segment.env
@@ -186,9 +185,7 @@ extension LogEngine {
             defer { mdb_cursor_close(cursor) }
             var position = offset
             var key = UInt64(0)
-            for i in 0..<count {
-                let payload = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: position + 12, as: UInt32.self)))
-                let size = payload + EventCodec.overhead
+            for (i, size) in sizes.enumerated() {
                 key = (firstSequence + UInt64(i)).bigEndian
                 let record = UnsafeMutableRawPointer(mutating: raw.baseAddress! + position)
                 EventCodec.sealChecksum(UnsafeMutableRawBufferPointer(start: record, count: size))
