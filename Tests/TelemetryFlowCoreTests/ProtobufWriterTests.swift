@@ -26,6 +26,35 @@ import TelemetryFlowCore
         #expect(reader.isAtEnd)
     }
 
+    /// Strings are copied with overlapping word moves when short: every length from 0 to 80 bytes, small
+    /// (inline), heap and literal strings, ASCII and multi-byte, lands byte for byte after its length.
+    @Test func stringsOfEveryLengthAreCopiedExactly() {
+        let literal = "The quick brown fox jumps over the lazy dog, then naps in the sun near the old mill."
+        for length in 0...80 {
+            var candidates = [
+                String(literal.utf8.prefix(length))!,
+                String(decoding: (0..<length).map { UInt8(65 + $0 % 26) }, as: UTF8.self),
+            ]
+            if length % 2 == 0 { candidates.append(String(repeating: "é", count: length / 2)) }
+            for value in candidates {
+                let written = ProtobufWriter.withScratch { w in
+                    w.append(0xFF)
+                    w.writeString(value)
+                    w.append(0xEE)
+                    return w.bytes
+                }
+                var expected: [UInt8] = [0xFF]
+                var n = value.utf8.count
+                repeat {
+                    expected.append(UInt8(n & 0x7F) | (n >= 0x80 ? 0x80 : 0))
+                    n >>= 7
+                } while n > 0
+                expected += Array(value.utf8) + [0xEE]
+                #expect(written == expected, "length \(length): \(value)")
+            }
+        }
+    }
+
     @Test func littleEndianStoresAndRawAppends() {
         var w = ProtobufWriter(capacity: 4)
         w.appendLittleEndian(UInt32(0))
@@ -61,9 +90,11 @@ import TelemetryFlowCore
             "t": true, "f": false, "d": .double(.nan), "inf": .double(-.infinity), "dz": .double(0),
             "bytes": .bytes([1, 2, 3]), "arr": .stringArray(["x", long]), "ints": .intArray([1, -1]),
         ]
-        var w = ProtobufWriter(capacity: 16)
-        attributes.encodeOTLP(field: 9, into: &w)
-        #expect(w.bytes == Self.reference(attributes, field: 9))
+        for field: UInt32 in [1, 9, 15, 16, 300] {
+            var w = ProtobufWriter(capacity: 16)
+            attributes.encodeOTLP(field: field, into: &w)
+            #expect(w.bytes == Self.reference(attributes, field: field), "field \(field)")
+        }
         #expect(ProtobufWriter.varintSize(0) == 1 && ProtobufWriter.varintSize(127) == 1 && ProtobufWriter.varintSize(128) == 2)
         #expect(ProtobufWriter.varintSize(UInt64.max) == 10)
     }

@@ -41,12 +41,12 @@ public enum EventCodec {
     ) -> Int {
         let start = w.count
         w.reserve(headerSize + 64)
-        w.append(formatVersion)
-        w.append(event.type.rawValue)
-        w.appendLittleEndian(UInt16(0))
-        w.appendLittleEndian(timestampUnixNano)
-        w.appendLittleEndian(UInt32(0))
-        encodePayload(event, into: &w)
+        // Version, then type, flags and payload length as zero: the type is known once the payload's switch
+        // has looked at the event, the length once the payload is written.
+        w.appendUnchecked(UInt64(formatVersion) | timestampUnixNano << 32)
+        w.appendUnchecked(timestampUnixNano >> 32)
+        let type = encodePayload(event, into: &w)
+        w.storeLittleEndian(type.rawValue, at: start + 1)
         w.storeLittleEndian(UInt32(w.count - start - headerSize), at: start + 12)
         let crc = checksummed ? w.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start...])) } : 0
         w.appendLittleEndian(crc)
@@ -92,7 +92,8 @@ public enum EventCodec {
         w.patchLength(at: lengthAt)
     }
 
-    static func encodePayload(_ event: borrowing TelemetryEvent, into w: inout ProtobufWriter) {
+    /// Writes the payload of `event` and returns its envelope type (one switch over the event does both).
+    static func encodePayload(_ event: borrowing TelemetryEvent, into w: inout ProtobufWriter) -> EventType {
         switch event {
         case .measurement(let m):
             w.writeString(m.name)
@@ -107,29 +108,45 @@ public enum EventCodec {
                 w.append(1)
                 w.writeRawFixed64(v.bitPattern)
             }
+            switch m.kind {
+            case .counter: return .counterMeasurement
+            case .upDownCounter: return .upDownCounterMeasurement
+            case .gauge: return .gaugeMeasurement
+            case .histogram: return .histogramMeasurement
+            }
         case .metricsCollected(let collected):
             w.writeRawFixed64(collected.foldedThrough)
             w.writeRawFixed64(collected.timeUnixNano)
             collected.encodeOTLPScopeMetrics(into: &w)
+            return .metricsCollected
         case .log(let record, let scope):
             writeScope(scope, into: &w)
             record.encodeOTLP(into: &w)
-        case .spanStarted(let span, let scope), .spanEnded(let span, let scope):
+            return .logRecord
+        case .spanStarted(let span, let scope):
             writeScope(scope, into: &w)
             span.encodeOTLP(into: &w)
+            return .spanStarted
+        case .spanEnded(let span, let scope):
+            writeScope(scope, into: &w)
+            span.encodeOTLP(into: &w)
+            return .spanEnded
         case .spanEventAdded(let traceID, let spanID, let event):
             w.writeRawFixed64(traceID.high.bigEndian)
             w.writeRawFixed64(traceID.low.bigEndian)
             w.writeRawFixed64(spanID.value.bigEndian)
             event.encodeOTLP(into: &w)
+            return .spanEventAdded
         case .custom(let record):
             w.writeString(record.signal.name)
             w.writeString(record.name)
             writeAttributeBlock(record.attributes, into: &w)
             w.append(contentsOf: record.body)
+            return .customSignal
         case .lifecycle(let event):
             w.append(event.kind.rawValue)
             event.attributes.encodeOTLP(field: 1, into: &w)
+            return .lifecycle
         }
     }
 

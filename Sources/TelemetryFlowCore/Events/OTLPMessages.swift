@@ -72,58 +72,65 @@ extension AttributeValue {
 extension Attributes {
     /// Writes each attribute as an OTLP `KeyValue` in repeated field `field`.
     ///
-    /// Scalar values (the common case) are written with their lengths computed up front, in one pass; bytes
+    /// Scalar values (the common case) are written in one pass with their lengths computed up front; bytes
     /// and arrays reserve a length byte and patch it.
     public func encodeOTLP(field: UInt32, into w: inout ProtobufWriter) {
-        elements.withUnsafeBufferPointer { buffer in
-            for index in buffer.indices { Self.encodeKeyValue(field, buffer[index], into: &w) }
+        let tag = UInt8(truncatingIfNeeded: field << 3 | 2)
+        if field < 16 {
+            let span = elements.span
+            for index in span.indices { Self.encodeKeyValue(tag: tag, span[index], into: &w) }
+        } else {
+            for attribute in elements { Self.encodeKeyValueNested(field, attribute, into: &w) }
         }
     }
 
+    /// One `KeyValue` whose field number fits in a one-byte tag (`tag` is that byte).
     @inline(__always)
-    static func encodeKeyValue(_ field: UInt32, _ attribute: borrowing Attribute, into w: inout ProtobufWriter) {
-        let keyCount = attribute.key.utf8.count
-        let keyField = keyCount == 0 ? 0 : 1 + ProtobufWriter.varintSize(UInt64(keyCount)) + keyCount
-        // The AnyValue body: one field, tag byte included.
-        let anyValue: Int
+    static func encodeKeyValue(tag: UInt8, _ attribute: borrowing Attribute, into w: inout ProtobufWriter) {
         switch attribute.value {
         case .string(let v):
             let count = v.utf8.count
-            anyValue = 1 + ProtobufWriter.varintSize(UInt64(count)) + count
-        case .bool: anyValue = 2
-        case .int(let v): anyValue = 1 + ProtobufWriter.varintSize(UInt64(bitPattern: v))
-        case .double: anyValue = 9
-        default:
-            w.writeMessageField(field) { w in
-                w.writeStringField(1, attribute.key)
-                w.writeMessageField(2) { attribute.value.encodeOTLPAnyValue(into: &$0) }
-            }
-            return
-        }
-        let keyValue = keyField + 1 + ProtobufWriter.varintSize(UInt64(anyValue)) + anyValue
-        w.writeTag(field, .lengthDelimited)
-        w.writeVarint(UInt64(keyValue))
-        if keyCount > 0 {
-            w.append(0x0A)  // field 1, length-delimited
-            w.writeString(attribute.key)
-        }
-        w.append(0x12)  // field 2, length-delimited
-        w.writeVarint(UInt64(anyValue))
-        switch attribute.value {
-        case .string(let v):
+            writeScalarHeader(tag, attribute.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(count)) &+ count, into: &w)
             w.append(0x0A)  // string_value
             w.writeString(v)
         case .bool(let v):
+            writeScalarHeader(tag, attribute.key, anyValue: 2, into: &w)
             w.append(0x10)  // bool_value
             w.append(v ? 1 : 0)
         case .int(let v):
+            writeScalarHeader(tag, attribute.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(bitPattern: v)), into: &w)
             w.append(0x18)  // int_value
             w.writeVarint(UInt64(bitPattern: v))
         case .double(let v):
+            writeScalarHeader(tag, attribute.key, anyValue: 9, into: &w)
             w.append(0x21)  // double_value
             w.writeRawFixed64(v.bitPattern)
         default:
-            break
+            encodeKeyValueNested(UInt32(tag >> 3), attribute, into: &w)
+        }
+    }
+
+    /// The `KeyValue` tag and length, its key field and the tag and length of its `AnyValue`, whose body is
+    /// `anyValue` bytes.
+    @inline(__always)
+    static func writeScalarHeader(_ tag: UInt8, _ key: String, anyValue: Int, into w: inout ProtobufWriter) {
+        let keyCount = key.utf8.count
+        let keyField = keyCount == 0 ? 0 : 1 &+ ProtobufWriter.varintSize(UInt64(keyCount)) &+ keyCount
+        w.append(tag)
+        w.writeVarint(UInt64(keyField &+ 1 &+ ProtobufWriter.varintSize(UInt64(anyValue)) &+ anyValue))
+        if keyCount > 0 {
+            w.append(0x0A)  // key
+            w.writeString(key)
+        }
+        w.append(0x12)  // value
+        w.writeVarint(UInt64(anyValue))
+    }
+
+    /// Any `KeyValue`, with nested lengths patched after the bodies are written.
+    static func encodeKeyValueNested(_ field: UInt32, _ attribute: Attribute, into w: inout ProtobufWriter) {
+        w.writeMessageField(field) { w in
+            w.writeStringField(1, attribute.key)
+            w.writeMessageField(2) { attribute.value.encodeOTLPAnyValue(into: &$0) }
         }
     }
 

@@ -43,7 +43,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Runs `body` with a writer whose first 1,024 bytes live on the stack (it moves to the heap only if it
     /// outgrows them).
-    @inlinable
+    @inlinable @inline(__always)
     public static func withScratch<R>(_ body: (inout ProtobufWriter) throws -> R) rethrows -> R {
         try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
             var w = ProtobufWriter(scratch: scratch)
@@ -53,7 +53,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// ``withScratch(_:)`` for a body that reads `argument`: the argument is passed through by borrow rather
     /// than captured, so a large value (an event) is not copied on the way.
-    @inlinable
+    @inlinable @inline(__always)
     public static func withScratch<Argument: ~Copyable, R>(
         passing argument: borrowing Argument, _ body: (borrowing Argument, inout ProtobufWriter) throws -> R
     ) rethrows -> R {
@@ -125,6 +125,14 @@ public struct ProtobufWriter: ~Copyable {
     @inlinable @inline(__always)
     public mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
         reserve(MemoryLayout<T>.size)
+        UnsafeMutableRawPointer(cursor).storeBytes(of: value.littleEndian, as: T.self)
+        cursor += MemoryLayout<T>.size
+    }
+
+    /// Appends the little-endian bytes of `value` without checking for room: only after ``reserve(_:)``.
+    @inlinable @inline(__always)
+    public mutating func appendUnchecked<T: FixedWidthInteger>(_ value: T) {
+        assert(Int(bitPattern: end) &- Int(bitPattern: cursor) >= MemoryLayout<T>.size, "appendUnchecked without reserve")
         UnsafeMutableRawPointer(cursor).storeBytes(of: value.littleEndian, as: T.self)
         cursor += MemoryLayout<T>.size
     }
@@ -233,20 +241,57 @@ public struct ProtobufWriter: ~Copyable {
     }
 
     /// Appends a string's varint length and UTF-8 bytes (the body of a `string` field).
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func writeString(_ value: String) {
         // Native strings (small ones included) expose their UTF-8 without a copy; others are made native once.
-        let done: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
-            reserve(utf8.count &+ 10)
-            cursor = Self.storeVarint(UInt64(utf8.count), at: cursor)
-            if let source = utf8.baseAddress { UnsafeMutableRawPointer(cursor).copyMemory(from: source, byteCount: utf8.count) }
-            cursor += utf8.count
-        }
-        guard done == nil else { return }
+        let done: Void? = value.utf8.withContiguousStorageIfAvailable { writeString(UnsafeRawBufferPointer($0)) }
+        if done == nil { writeForeignString(value) }
+    }
+
+    @usableFromInline
+    mutating func writeForeignString(_ value: String) {
         var copy = value
-        copy.withUTF8 { utf8 in
-            writeVarint(UInt64(utf8.count))
-            append(contentsOf: UnsafeRawBufferPointer(utf8))
+        copy.withUTF8 { writeString(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Appends the varint length and then `bytes` (the body of a `string` or `bytes` field).
+    @inlinable @inline(__always)
+    public mutating func writeString(_ bytes: UnsafeRawBufferPointer) {
+        let n = bytes.count
+        reserve(n &+ 10)
+        cursor = Self.storeVarint(UInt64(n), at: cursor)
+        Self.copy(bytes.baseAddress, count: n, to: cursor)
+        cursor += n
+    }
+
+    /// Copies `count` bytes; short runs (most keys and values) with a few overlapping word moves instead of a
+    /// call to `memcpy`.
+    @inlinable @inline(__always)
+    static func copy(_ source: UnsafeRawPointer?, count: Int, to target: UnsafeMutablePointer<UInt8>) {
+        guard let source, count > 0 else { return }
+        let target = UnsafeMutableRawPointer(target)
+        if count > 32 {
+            target.copyMemory(from: source, byteCount: count)
+        } else if count >= 16 {
+            let a = source.loadUnaligned(as: (UInt64, UInt64).self)
+            let b = source.loadUnaligned(fromByteOffset: count &- 16, as: (UInt64, UInt64).self)
+            target.storeBytes(of: a, as: (UInt64, UInt64).self)
+            target.storeBytes(of: b, toByteOffset: count &- 16, as: (UInt64, UInt64).self)
+        } else if count >= 8 {
+            let a = source.loadUnaligned(as: UInt64.self)
+            let b = source.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)
+            target.storeBytes(of: a, as: UInt64.self)
+            target.storeBytes(of: b, toByteOffset: count &- 8, as: UInt64.self)
+        } else if count >= 4 {
+            let a = source.loadUnaligned(as: UInt32.self)
+            let b = source.loadUnaligned(fromByteOffset: count &- 4, as: UInt32.self)
+            target.storeBytes(of: a, as: UInt32.self)
+            target.storeBytes(of: b, toByteOffset: count &- 4, as: UInt32.self)
+        } else {
+            // 1 to 3 bytes: first, middle and last (they coincide when shorter).
+            target.storeBytes(of: source.load(as: UInt8.self), as: UInt8.self)
+            target.storeBytes(of: source.load(fromByteOffset: count >> 1, as: UInt8.self), toByteOffset: count >> 1, as: UInt8.self)
+            target.storeBytes(of: source.load(fromByteOffset: count &- 1, as: UInt8.self), toByteOffset: count &- 1, as: UInt8.self)
         }
     }
 

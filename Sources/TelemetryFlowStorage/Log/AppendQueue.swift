@@ -96,8 +96,9 @@ final class AppendQueue: @unchecked Sendable {
 
     /// Copies one encoded record into the queue.
     ///
-    /// - Parameter stalledByQuota: tells, when the wait runs out, whether the writer was held by the quota.
-    func append(_ record: UnsafeRawBufferPointer, stalledByQuota: () -> Bool) -> AppendOutcome {
+    /// A full queue drops the record with ``DropReason/queueFull``; the caller tells whether the quota was the
+    /// cause.
+    func append(_ record: UnsafeRawBufferPointer) -> AppendOutcome {
         if record.count > maxRecord { return .dropped(.tooLarge) }
         monitor.lock()
         var deadline: UInt64 = 0
@@ -107,28 +108,33 @@ final class AppendQueue: @unchecked Sendable {
                 return .dropped(.closed)
             }
             if buffer.count + record.count <= capacity || count == 0 {
-                let target = buffer
-                let at = target.count
-                target.count += record.count
+                // Not retained: both record buffers live as long as the queue, and the writer does not reuse
+                // this one before its `copied` count shows this copy finished.
+                let target = Unmanaged.passUnretained(buffer)
+                let (base, filled) = target._withUnsafeGuaranteedRef { buffer in
+                    let at = buffer.count
+                    buffer.count += record.count
+                    return (buffer.base + at, buffer.count)
+                }
                 count += 1
                 let sequence = nextSequence
                 nextSequence += 1
-                let wake = writerWaiting && (!writerLingering || target.count >= batchBytes)
+                let wake = writerWaiting && (!writerLingering || filled >= batchBytes)
                 monitor.unlock()
-                if let source = record.baseAddress { (target.base + at).copyMemory(from: source, byteCount: record.count) }
-                target.copied.add(record.count, ordering: .releasing)
+                if let source = record.baseAddress { base.copyMemory(from: source, byteCount: record.count) }
+                _ = target._withUnsafeGuaranteedRef { $0.copied.add(record.count, ordering: .releasing) }
                 if wake { monitor.signal(Self.writerCondition) }
                 return .appended(sequence: sequence)
             }
             if policy == .dropNewest {
                 monitor.unlock()
-                return .dropped(stalledByQuota() ? .quotaBlockTimeout : .queueFull)
+                return .dropped(.queueFull)
             }
             let now = monotonicNanos()
             if deadline == 0 { deadline = now + blockNanos }
             if now >= deadline || !monitor.wait(Self.spaceCondition, until: deadline) && monotonicNanos() >= deadline {
                 monitor.unlock()
-                return .dropped(stalledByQuota() ? .quotaBlockTimeout : .queueFull)
+                return .dropped(.queueFull)
             }
         }
     }

@@ -45,11 +45,7 @@ public final class EventLog: Sendable {
     /// - Returns: the event's sequence number, or the reason it was dropped (the drop is counted).
     @discardableResult
     public func append(_ event: borrowing TelemetryEvent, timestampUnixNano: UInt64) -> AppendOutcome {
-        ProtobufWriter.withScratch(passing: event) { event, w in
-            // The writer thread computes the checksum as it commits the record.
-            EventCodec.encode(event, timestampUnixNano: timestampUnixNano, into: &w, checksummed: false)
-            return w.withUnsafeBytes { engine.append($0) }
-        }
+        engine.append(event, timestampUnixNano: timestampUnixNano)
     }
 
     /// Returns once every event appended before the call is committed (and synced under ``Durability/always``)

@@ -83,10 +83,24 @@ final class LogEngine: @unchecked Sendable {
 
     // MARK: Producer side
 
+    /// Encodes `event` on the caller's stack and queues the record.
+    func append(_ event: borrowing TelemetryEvent, timestampUnixNano: UInt64) -> AppendOutcome {
+        ProtobufWriter.withScratch(passing: event) { event, w in
+            // The writer thread computes the checksum as it commits the record.
+            EventCodec.encode(event, timestampUnixNano: timestampUnixNano, into: &w, checksummed: false)
+            return w.withUnsafeBytes { append($0) }
+        }
+    }
+
     @inline(__always)
     func append(_ record: UnsafeRawBufferPointer) -> AppendOutcome {
-        let outcome = queue.append(record, stalledByQuota: { stalledByQuota.load(ordering: .relaxed) })
-        if case .dropped(let reason) = outcome { countDrop(reason, 1) }
+        var outcome = queue.append(record)
+        if case .dropped(var reason) = outcome {
+            // A queue that stayed full while the writer was held by the byte quota is the quota's doing.
+            if reason == .queueFull && stalledByQuota.load(ordering: .relaxed) { reason = .quotaBlockTimeout }
+            countDrop(reason, 1)
+            outcome = .dropped(reason)
+        }
         return outcome
     }
 
