@@ -40,9 +40,9 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "CCRC32C"),
-        .target(name: "TelemetryFlowCore", dependencies: ["CCRC32C"]),
-        .target(name: "TelemetryFlowStorage", dependencies: ["TelemetryFlowCore", "CLMDB"]),
+        .target(name: "CSupport"),
+        .target(name: "TelemetryFlowCore", dependencies: ["CSupport"]),
+        .target(name: "TelemetryFlowStorage", dependencies: ["TelemetryFlowCore", "CLMDB", "CSupport"]),
         .target(name: "TelemetryFlowTransport", dependencies: ["TelemetryFlowCore", "CCurl", "CZlib"]),
         .target(name: "TelemetryFlowOTLP", dependencies: ["TelemetryFlowCore", "TelemetryFlowTransport"]),
         .target(

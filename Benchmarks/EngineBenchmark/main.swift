@@ -113,10 +113,41 @@ func configuration(_ dir: String, _ durability: Durability) -> LogConfiguration 
     return (samples[samples.count / 2], samples[samples.count * 99 / 100])
 }
 
-/// Events per second from the first append to `flush()` returning, with `producers` threads.
-@MainActor func throughput(_ event: TelemetryEvent, _ durability: Durability, producers: Int, count: Int) throws -> (perSecond: Double, diskPerEvent: Double, log: EventLog) {
+/// CPU time each thread of this process has run, in ns, by thread id, with the thread's name
+/// (/proc/self/task/*/schedstat and comm).
+func threadCPU() -> [Int: (name: String, nanos: UInt64)] {
+    var result: [Int: (name: String, nanos: UInt64)] = [:]
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
+        guard let tid = Int(entry),
+              let stat = try? String(contentsOfFile: "/proc/self/task/\(entry)/schedstat", encoding: .utf8),
+              let nanos = UInt64(stat.split(separator: " ").first ?? "") else { continue }
+        let name = (try? String(contentsOfFile: "/proc/self/task/\(entry)/comm", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        result[tid] = (name, nanos)
+    }
+    return result
+}
+
+/// CPU ns spent between two ``threadCPU()`` snapshots by the log's writer thread and by every other thread
+/// (the producers; the memory sampler's share is negligible).
+func cpuSplit(_ before: [Int: (name: String, nanos: UInt64)], _ after: [Int: (name: String, nanos: UInt64)]) -> (writer: UInt64, others: UInt64) {
+    var writer: UInt64 = 0
+    var others: UInt64 = 0
+    for (tid, now) in after {
+        let spent = now.nanos - (before[tid]?.nanos ?? 0)
+        if now.name == "tflow-writer" { writer += spent } else if now.name != "tflow-sync" { others += spent }
+    }
+    return (writer, others)
+}
+
+/// Events per second from the first append to `flush()` returning, with `producers` threads, and the CPU ns
+/// per event the writer thread and the producers spent.
+@MainActor func throughput(_ event: TelemetryEvent, _ durability: Durability, producers: Int, count: Int) throws -> (
+    perSecond: Double, diskPerEvent: Double, log: EventLog, writerNanos: Double, producerNanos: Double
+) {
     let log = try EventLog(configuration(freshDirectory("throughput"), durability))
     let perProducer = count / producers
+    let cpuBefore = threadCPU()
     let start = monotonic()
     DispatchQueue.concurrentPerform(iterations: producers) { _ in
         for _ in 0..<perProducer { log.append(event, timestampUnixNano: 1) }
@@ -125,9 +156,11 @@ func configuration(_ dir: String, _ durability: Durability) -> LogConfiguration 
     Task.detached { _ = try? await log.flush(); done.signal() }
     done.wait()
     let seconds = Double(monotonic() - start) / 1e9
+    let cpu = cpuSplit(cpuBefore, threadCPU())
     let stats = log.statistics
     precondition(stats.droppedTotal == 0, "benchmark dropped events: \(stats.dropped)")
-    return (Double(perProducer * producers) / seconds, Double(stats.diskBytes) / Double(perProducer * producers), log)
+    let events = Double(perProducer * producers)
+    return (events / seconds, Double(stats.diskBytes) / events, log, Double(cpu.writer) / events, Double(cpu.others) / events)
 }
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
@@ -173,17 +206,24 @@ for (modeName, durability) in modes {
         for producers in [1, 2] {
             if let only, !zip(only, [modeName, kind, String(producers)]).allSatisfy({ $0 == "*" || $0 == $1 }) { continue }
             var figures: [Double] = []
+            var writerNanos: [Double] = []
+            var producerNanos: [Double] = []
             var result = try throughput(event, durability, producers: producers, count: eventCount)
             figures.append(result.perSecond)
+            writerNanos.append(result.writerNanos)
+            producerNanos.append(result.producerNanos)
             for _ in 1..<runs {
                 result.log.close()
                 result = try throughput(event, durability, producers: producers, count: eventCount)
                 figures.append(result.perSecond)
+                writerNanos.append(result.writerNanos)
+                producerNanos.append(result.producerNanos)
             }
             var fields: [(String, Any)] = [
                 ("bench", "append_throughput"), ("durability", modeName), ("event", kind), ("producers", producers),
                 ("events", eventCount), ("events_per_s", median(figures)), ("runs", runList(figures)),
                 ("disk_bytes_per_event", result.diskPerEvent),
+                ("writer_cpu_ns_per_event", median(writerNanos)), ("producer_cpu_ns_per_event", median(producerNanos)),
             ]
             if kind == "span", let raw = modeName == "always" ? rawFsync : rawNosync {
                 fields.append(("raw_lmdb_records_per_s", raw.median))

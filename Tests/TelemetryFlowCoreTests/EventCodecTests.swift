@@ -163,7 +163,9 @@ import Testing
     @Test func crc32cHardwareAndSoftwareAgree() {
         #expect(Array("123456789".utf8).withUnsafeBytes { CRC32C.software($0) } == 0xE306_9283)
         var generator = SystemRandomNumberGenerator()
-        for length in [0, 1, 7, 8, 9, 63, 64, 65, 193, 4096, 100_003] {
+        // Every length up to 400 bytes (the three-way split starts at 24 and changes block size every 24),
+        // both sides of the 1,536-byte round, and large buffers.
+        for length in Array(0...400) + [1_535, 1_536, 1_537, 3_095, 4096, 100_003] {
             let data = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
             let seed = UInt32.random(in: 0...UInt32.max, using: &generator)
             data.withUnsafeBytes { bytes in

@@ -56,6 +56,23 @@ import Testing
         }
     }
 
+    /// The log's threads carry their names, so `top -H`, `perf` and /proc tell them apart from the caller's.
+    @Test func writerAndSyncerThreadsAreNamed() throws {
+        let dir = TemporaryDirectory()
+        let log = try EventLog(smallConfiguration(dir.log, durability: .interval(milliseconds: 20)))
+        defer { log.close() }
+        var names: Set<String> = []
+        let deadline = Date().addingTimeInterval(10)
+        while !names.isSuperset(of: ["tflow-writer", "tflow-sync"]) && Date() < deadline {
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
+            names = Set(tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+            if !names.isSuperset(of: ["tflow-writer", "tflow-sync"]) { usleep(10_000) }
+        }
+        #expect(names.contains("tflow-writer"))
+        #expect(names.contains("tflow-sync"))
+    }
+
     @Test func syncingAFileThatWasDeletedIsNotAnError() throws {
         let dir = TemporaryDirectory()
         try PosixFile.makeDirectories(dir.path)

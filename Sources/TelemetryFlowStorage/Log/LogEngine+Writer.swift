@@ -73,50 +73,47 @@ extension LogEngine {
 
     // MARK: Committing
 
-    /// Record sizes of the pending batch, in order.
-    private func pendingSizes(_ pending: WriterState.Pending) -> [Int] {
-        var sizes: [Int] = []
-        sizes.reserveCapacity(pending.count)
+    /// The size of the record at `offset` of the spare buffer, from its envelope.
+    @inline(__always)
+    private func recordSize(at offset: Int) -> Int {
         let raw = writer.spare.bytes
-        var offset = pending.offset
-        for _ in 0..<pending.count {
-            let payload = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
-            let size = payload + EventCodec.overhead
-            sizes.append(size)
-            offset += size
-        }
-        return sizes
+        return Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))) + EventCodec.overhead
     }
 
     private func commitPending() {
         guard var pending = writer.pending else { return }
-        let sizes = pendingSizes(pending)
         // LMDB stores a node header and the key beside each value.
         let perRecordOverhead = 16
-        func fitting() -> Int {
+        /// How many pending records fit under the quota, and their bytes. Walks the records only when the
+        /// whole batch does not fit.
+        func fitting() -> (count: Int, bytes: Int) {
             let used = writer.totalBytes
-            guard configuration.quotaBytes > used else { return 0 }
+            guard configuration.quotaBytes > used else { return (0, 0) }
             var room = configuration.quotaBytes - used
+            let allBytes = writer.spare.count - pending.offset
+            if UInt64(allBytes + pending.count * perRecordOverhead) <= room { return (pending.count, allBytes) }
             var n = 0
-            for size in sizes {
+            var offset = pending.offset
+            while n < pending.count {
+                let size = recordSize(at: offset)
                 let cost = UInt64(size + perRecordOverhead)
                 guard cost <= room else { break }
                 room -= cost
                 n += 1
+                offset += size
             }
-            return n
+            return (n, offset - pending.offset)
         }
         if let active = writer.segments.last, active.segment.env.usedBytes >= UInt64(configuration.segmentSize) {
             roll(firstSequence: pending.firstSequence)
         }
-        var fit = fitting()
+        var (fit, bytes) = fitting()
         if fit < pending.count && configuration.quotaPolicy == .dropOldest {
-            while fit < pending.count && dropOldestSegment() { fit = fitting() }
+            while fit < pending.count && dropOldestSegment() { (fit, bytes) = fitting() }
         }
         if fit > 0 {
-            let bytes = sizes[0..<fit].reduce(0, +)
             do {
-                try writeRecords(offset: pending.offset, firstSequence: pending.firstSequence, sizes: sizes[0..<fit])
+                try writeRecords(offset: pending.offset, firstSequence: pending.firstSequence, count: fit)
             } catch {
                 lastError.withLock { $0 = error.description }
                 if monotonicNanos() - pending.since >= blockNanos {
@@ -158,12 +155,12 @@ extension LogEngine {
         publishProcessed(writer.committed)
     }
 
-    private func writeRecords(offset: Int, firstSequence: UInt64, sizes: ArraySlice<Int>) throws(TelemetryFlowError) {
+    private func writeRecords(offset: Int, firstSequence: UInt64, count: Int) throws(TelemetryFlowError) {
         var attempt = 0
         while true {
             guard let active = writer.segments.last else { throw TelemetryFlowError(.storage, "the log has no active segment") }
             do throws(TelemetryFlowError) {
-                try putRecords(into: active.segment, offset: offset, firstSequence: firstSequence, sizes: sizes)
+                try putRecords(into: active.segment, offset: offset, firstSequence: firstSequence, count: count)
                 return
             } catch let error where attempt == 0 && (error.underlying as? CResultCode)?.code == MDB_MAP_FULL {
                 attempt += 1
@@ -172,12 +169,12 @@ extension LogEngine {
         }
     }
 
-    /// Appends the records of `sizes` (their lengths, in order) found from `offset` of the spare buffer.
-    private func putRecords(into segment: Segment, offset: Int, firstSequence: UInt64, sizes: ArraySlice<Int>) throws(TelemetryFlowError) {
+    /// Appends `count` records found from `offset` of the spare buffer, sealing each one's checksum on the way.
+    private func putRecords(into segment: Segment, offset: Int, firstSequence: UInt64, count: Int) throws(TelemetryFlowError) {
         let dbi = segment.dbi
         let path = segment.path
         let env = segment.env
-        let raw = writer.spare.bytes
+        let base = writer.spare.base
         try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
             // One cursor for the whole batch: it stays on the last page, where every append lands.
             var cursor: OpaquePointer?
@@ -185,9 +182,10 @@ extension LogEngine {
             defer { mdb_cursor_close(cursor) }
             var position = offset
             var key = UInt64(0)
-            for (i, size) in sizes.enumerated() {
+            for i in 0..<count {
                 key = (firstSequence + UInt64(i)).bigEndian
-                let record = UnsafeMutableRawPointer(mutating: raw.baseAddress! + position)
+                let size = recordSize(at: position)
+                let record = base + position
                 EventCodec.sealChecksum(UnsafeMutableRawBufferPointer(start: record, count: size))
                 let rc = withUnsafeMutableBytes(of: &key) { keyRaw -> Int32 in
                     var k = MDB_val(mv_size: 8, mv_data: keyRaw.baseAddress)

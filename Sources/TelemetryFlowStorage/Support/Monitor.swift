@@ -1,4 +1,5 @@
 import Glibc
+internal import CSupport
 
 /// A pthread mutex with condition variables on the monotonic clock.
 ///
@@ -63,14 +64,16 @@ public func wallClockNanos() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-/// Starts a detached-joinable pthread running `body`.
+/// Starts a joinable pthread running `body`, named `name` (at most 15 bytes are kept) so that `top -H`,
+/// `perf` and /proc show which thread is the log's.
 final class WriterThread: @unchecked Sendable {
     private var thread = pthread_t()
 
     init(name: String, _ body: @escaping @Sendable () -> Void) {
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let box = Unmanaged.passRetained(Box(name: name, body)).toOpaque()
         pthread_create(&thread, nil, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            _ = tf_set_thread_name(box.name)
             box.body()
             return nil
         }, box)
@@ -79,7 +82,11 @@ final class WriterThread: @unchecked Sendable {
     func join() { pthread_join(thread, nil) }
 
     private final class Box {
+        let name: String
         let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        init(name: String, _ body: @escaping @Sendable () -> Void) {
+            self.name = name
+            self.body = body
+        }
     }
 }

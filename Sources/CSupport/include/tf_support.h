@@ -1,5 +1,5 @@
-#ifndef TF_CRC32C_H
-#define TF_CRC32C_H
+#ifndef TF_SUPPORT_H
+#define TF_SUPPORT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -10,5 +10,9 @@ int tf_crc32c_hardware_available(void);
 /// CRC-32C of `length` bytes continuing from `crc` (0 to start), with the CPU's instructions. Call only when
 /// tf_crc32c_hardware_available() returned 1.
 uint32_t tf_crc32c_hardware(uint32_t crc, const void *bytes, size_t length);
+
+/// Names the calling thread (the kernel keeps the first 15 bytes), as `top -H`, `perf` and
+/// /proc/self/task/*/comm show it. Returns 0 or an errno value.
+int tf_set_thread_name(const char *name);
 
 #endif
