@@ -122,7 +122,7 @@ final class AppendQueue: @unchecked Sendable {
                 let wake = writerWaiting && (!writerLingering || filled >= batchBytes)
                 monitor.unlock()
                 if let source = record.baseAddress { base.copyMemory(from: source, byteCount: record.count) }
-                _ = target._withUnsafeGuaranteedRef { $0.copied.add(record.count, ordering: .releasing) }
+                _ = target._withUnsafeGuaranteedRef { $0.copied.wrappingAdd(record.count, ordering: .releasing) }
                 if wake { monitor.signal(Self.writerCondition) }
                 return .appended(sequence: sequence)
             }
