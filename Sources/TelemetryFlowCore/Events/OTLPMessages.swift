@@ -77,8 +77,11 @@ extension Attributes {
     public func encodeOTLP(field: UInt32, into w: inout ProtobufWriter) {
         let tag = UInt8(truncatingIfNeeded: field << 3 | 2)
         if field < 16 {
-            let span = elements.span
-            for index in span.indices { Self.encodeKeyValue(tag: tag, span[index], into: &w) }
+            // Through a pointer: each attribute is read in place rather than copied (and retained) out of the array.
+            elements.withUnsafeBufferPointer { buffer in
+                guard let base = buffer.baseAddress else { return }
+                for index in 0..<buffer.count { Self.encodeKeyValue(tag: tag, base + index, into: &w) }
+            }
         } else {
             for attribute in elements { Self.encodeKeyValueNested(field, attribute, into: &w) }
         }
@@ -86,27 +89,27 @@ extension Attributes {
 
     /// One `KeyValue` whose field number fits in a one-byte tag (`tag` is that byte).
     @inline(__always)
-    static func encodeKeyValue(tag: UInt8, _ attribute: borrowing Attribute, into w: inout ProtobufWriter) {
-        switch attribute.value {
+    static func encodeKeyValue(tag: UInt8, _ attribute: UnsafePointer<Attribute>, into w: inout ProtobufWriter) {
+        switch attribute.pointee.value {
         case .string(let v):
             let count = v.utf8.count
-            writeScalarHeader(tag, attribute.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(count)) &+ count, into: &w)
+            writeScalarHeader(tag, attribute.pointee.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(count)) &+ count, into: &w)
             w.append(0x0A)  // string_value
             w.writeString(v)
         case .bool(let v):
-            writeScalarHeader(tag, attribute.key, anyValue: 2, into: &w)
+            writeScalarHeader(tag, attribute.pointee.key, anyValue: 2, into: &w)
             w.append(0x10)  // bool_value
             w.append(v ? 1 : 0)
         case .int(let v):
-            writeScalarHeader(tag, attribute.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(bitPattern: v)), into: &w)
+            writeScalarHeader(tag, attribute.pointee.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(bitPattern: v)), into: &w)
             w.append(0x18)  // int_value
             w.writeVarint(UInt64(bitPattern: v))
         case .double(let v):
-            writeScalarHeader(tag, attribute.key, anyValue: 9, into: &w)
+            writeScalarHeader(tag, attribute.pointee.key, anyValue: 9, into: &w)
             w.append(0x21)  // double_value
             w.writeRawFixed64(v.bitPattern)
         default:
-            encodeKeyValueNested(UInt32(tag >> 3), attribute, into: &w)
+            encodeKeyValueNested(UInt32(tag >> 3), attribute.pointee, into: &w)
         }
     }
 
