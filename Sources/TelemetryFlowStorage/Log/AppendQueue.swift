@@ -2,37 +2,74 @@ import Glibc
 import Synchronization
 import TelemetryFlowCore
 
-/// A fixed block of memory holding encoded records back to back: the queue fills one while the writer commits
+/// Atomic 64-bit words, each alone on its 64-byte cache line, so that a word every producer writes does not
+/// slow down reads of its neighbours.
+final class PaddedAtomics: @unchecked Sendable {
+    private let raw: UnsafeMutableRawPointer
+    private let count: Int
+
+    init(_ count: Int) {
+        self.count = count
+        raw = .allocate(byteCount: 64 * count, alignment: 64)
+        for i in 0..<count { (raw + 64 * i).bindMemory(to: Atomic<UInt64>.self, capacity: 1).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        for i in 0..<count { _ = self[i].deinitialize(count: 1) }
+        raw.deallocate()
+    }
+
+    @inline(__always)
+    subscript(index: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        (raw + 64 &* index).assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+}
+
+/// A fixed block of memory holding encoded records back to back: producers fill one while the writer commits
 /// the other.
 final class RecordBuffer: @unchecked Sendable {
+    static let stripes = 16
+
     let base: UnsafeMutableRawPointer
     let capacity: Int
-    /// Bytes handed out to producers. The queue's lock guards it while this is the queue's buffer; the writer
-    /// owns it once taken.
+    /// Bytes of complete records (writer side, once the buffer is taken).
     var count = 0
-    /// Bytes producers have finished copying in: the buffer is complete when it equals `count`.
-    let copied = Atomic<Int>(0)
+    /// Bytes producers finished copying in, spread over cache lines by producer thread: each producer adds to
+    /// its own line, and the writer sums them.
+    let copied = PaddedAtomics(RecordBuffer.stripes)
 
     init(capacity: Int) {
         self.capacity = capacity
-        base = .allocate(byteCount: capacity, alignment: 16)
+        base = .allocate(byteCount: capacity, alignment: 64)
     }
 
     deinit { base.deallocate() }
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
-    /// Makes the buffer empty again (writer side, before handing it back).
+    /// Makes the buffer empty again (writer side, before it is handed back to producers).
     func reset() {
         count = 0
-        copied.store(0, ordering: .relaxed)
+        for stripe in 0..<Self.stripes { copied[stripe].pointee.store(0, ordering: .relaxed) }
     }
 
-    /// Waits until every producer that reserved space has copied its record (a few nanoseconds, unless a
-    /// producer was descheduled in the middle of its copy).
-    func waitUntilComplete() {
+    /// Records that `bytes` more bytes are copied in (producer side, after the copy).
+    @inline(__always)
+    func finishedCopying(_ bytes: Int) {
+        // Threads' descriptors lie far apart: a multiplicative hash spreads them over the stripes.
+        let stripe = Int(truncatingIfNeeded: (UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(bitPattern: pthread_self())))
+            &* 0x9E37_79B9_7F4A_7C15) >> 60)
+        copied[stripe].pointee.wrappingAdd(UInt64(bytes), ordering: .releasing)
+    }
+
+    /// Waits until the producers have copied `bytes` bytes in (a few nanoseconds, unless a producer was
+    /// descheduled in the middle of its copy).
+    func waitUntilCopied(_ bytes: Int) {
         var spins = 0
-        while copied.load(ordering: .acquiring) != count {
+        while true {
+            var total: UInt64 = 0
+            for stripe in 0..<Self.stripes { total &+= copied[stripe].pointee.load(ordering: .acquiring) }
+            if total == UInt64(bytes) { return }
             spins += 1
             if spins > 64 { sched_yield() }
         }
@@ -41,15 +78,46 @@ final class RecordBuffer: @unchecked Sendable {
 
 /// The bounded multi-producer queue between callers and the writer thread.
 ///
-/// Producers encode their record on their own stack, then, holding the lock only to reserve space and take the
-/// next sequence number, copy it into the shared buffer after releasing the lock — so producers on several
-/// threads copy in parallel and rarely meet on the lock. The writer swaps the whole buffer for an empty one (and
-/// waits for copies still in flight), so memory stays bounded by twice ``LogConfiguration/queueCapacityBytes``
+/// A producer reserves room for its record and takes its sequence number with one atomic add on a shared
+/// word (`tail`: which of the two buffers is current, how many records and bytes it holds, and whether the
+/// queue is closed), copies the record in, and marks its bytes copied on a cache line of its own. No lock is
+/// taken on the way, so producer threads never wait for one another. The writer swaps the two buffers by
+/// exchanging `tail` (under the queue's lock, which also guards its operations and the sleeping and waking),
+/// then waits for copies still in flight. Memory stays bounded by twice ``LogConfiguration/queueCapacityBytes``
 /// whatever the backlog on disk.
+///
+/// A reservation that runs past the buffer's capacity is void: its producer waits for the next buffer (or
+/// drops the record, per ``QueuePolicy``) and tries again. Since offsets and record counts grow together, the
+/// valid reservations are a prefix; the first void one records where that prefix ends (the buffer's seal), and
+/// the next buffer's sequences continue from there, so sequences have no gaps.
 final class AppendQueue: @unchecked Sendable {
     private static let writerCondition = 0
     private static let spaceCondition = 1
 
+    // `tail`: bits 0–33 bytes, 34–61 records, 62 the current buffer, 63 closed.
+    private static let bytesMask: UInt64 = (1 << 34) - 1
+    private static let recordShift: UInt64 = 34
+    private static let recordsMask: UInt64 = (1 << 28) - 1
+    private static let bufferBit: UInt64 = 1 << 62
+    private static let closedBit: UInt64 = 1 << 63
+    /// The largest queue the layout of `tail` allows room for (with overshooting reservations on top).
+    static let maxCapacityBytes = 1 << 30
+
+    // Lines of `hot`: the tail, each buffer's first sequence (0 while the writer is still computing it),
+    // each buffer's seal (1 << 63 | valid records << 34 | valid bytes, 0 until a reservation overshoots),
+    // and the writer's state for producers (bit 0 waiting, bit 1 lingering).
+    private let hot = PaddedAtomics(6)
+    private var tail: UnsafeMutablePointer<Atomic<UInt64>> { hot[0] }
+    private func firstSequence(_ buffer: Int) -> UnsafeMutablePointer<Atomic<UInt64>> { hot[1 + buffer] }
+    private func seal(_ buffer: Int) -> UnsafeMutablePointer<Atomic<UInt64>> { hot[3 + buffer] }
+    private var writerState: UnsafeMutablePointer<Atomic<UInt64>> { hot[5] }
+    private static let writerWaitingFlag: UInt64 = 1
+    private static let writerLingeringFlag: UInt64 = 2
+
+    private let buffers: [RecordBuffer]
+    // The same two buffers, for producers to reach without reference counting (`buffers` keeps them alive).
+    private let firstBuffer: Unmanaged<RecordBuffer>
+    private let secondBuffer: Unmanaged<RecordBuffer>
     private let monitor = Monitor(conditions: 2)
     private let capacity: Int
     private let maxRecord: Int
@@ -57,16 +125,12 @@ final class AppendQueue: @unchecked Sendable {
     private let blockNanos: UInt64
 
     // Guarded by `monitor`.
-    private var buffer: RecordBuffer
-    private var count = 0
-    private var nextSequence: UInt64
     private var operations: [WriterOperation] = []
-    private var writerWaiting = false
-    /// The writer holds a few records and waits briefly for more (see ``take(into:takeRecords:until:)``).
-    private var writerLingering = false
     /// A flush is waiting: the writer takes what is queued without lingering.
     private var hurried = false
     private var stopping = false
+    /// Producers waiting for room.
+    private var spaceWaiters = 0
     /// The writer lingers while fewer bytes than this are queued.
     private let batchBytes: Int
     /// How long the writer lingers at most.
@@ -78,20 +142,59 @@ final class AppendQueue: @unchecked Sendable {
     }
 
     init(configuration: LogConfiguration, nextSequence: UInt64) {
+        precondition(configuration.queueCapacityBytes <= Self.maxCapacityBytes, "queueCapacityBytes is validated")
         capacity = configuration.queueCapacityBytes
         maxRecord = configuration.effectiveMaxRecordBytes
         policy = configuration.queuePolicy
         blockNanos = UInt64(configuration.blockTimeoutMilliseconds) * 1_000_000
         batchBytes = max(configuration.queueCapacityBytes / 8, 1)
-        buffer = RecordBuffer(capacity: Self.bufferCapacity(configuration))
-        self.nextSequence = nextSequence
+        buffers = [RecordBuffer(capacity: Self.bufferCapacity(configuration)), RecordBuffer(capacity: Self.bufferCapacity(configuration))]
+        firstBuffer = .passUnretained(buffers[0])
+        secondBuffer = .passUnretained(buffers[1])
+        firstSequence(0).pointee.store(nextSequence, ordering: .relaxed)
+    }
+
+    /// The buffer the writer starts with (the one producers do not fill first).
+    var writerBuffer: RecordBuffer { buffers[1] }
+
+    @inline(__always) private static func bytes(_ tail: UInt64) -> Int { Int(tail & bytesMask) }
+    @inline(__always) private static func records(_ tail: UInt64) -> Int { Int((tail >> recordShift) & recordsMask) }
+    @inline(__always) private static func buffer(_ tail: UInt64) -> Int { tail & bufferBit == 0 ? 0 : 1 }
+
+    /// The first sequence of `buffer`, waiting the moment the writer may still be computing it.
+    @inline(__always)
+    private func knownFirstSequence(_ buffer: Int) -> UInt64 {
+        var first = firstSequence(buffer).pointee.load(ordering: .acquiring)
+        var spins = 0
+        while first == 0 {
+            spins += 1
+            if spins > 64 { sched_yield() }
+            first = firstSequence(buffer).pointee.load(ordering: .acquiring)
+        }
+        return first
+    }
+
+    /// How many records and bytes of the buffer `tail` describes are valid reservations.
+    private func validExtent(_ tail: UInt64) -> (records: Int, bytes: Int) {
+        guard Self.bytes(tail) > capacity else { return (Self.records(tail), Self.bytes(tail)) }
+        // A reservation overshot; the producer that crossed the end records the valid prefix right after.
+        var sealed = seal(Self.buffer(tail)).pointee.load(ordering: .acquiring)
+        var spins = 0
+        while sealed == 0 {
+            spins += 1
+            if spins > 64 { sched_yield() }
+            sealed = seal(Self.buffer(tail)).pointee.load(ordering: .acquiring)
+        }
+        return (Self.records(sealed), Self.bytes(sealed))
     }
 
     /// The sequence the next appended event will get, minus one: everything up to it has been queued.
     var lastQueuedSequence: UInt64 {
+        // Under the lock no swap happens between reading the tail and its buffer's first sequence.
         monitor.lock()
         defer { monitor.unlock() }
-        return nextSequence - 1
+        let current = tail.pointee.load(ordering: .acquiring)
+        return knownFirstSequence(Self.buffer(current)) + UInt64(validExtent(current).records) - 1
     }
 
     /// Copies one encoded record into the queue.
@@ -99,43 +202,55 @@ final class AppendQueue: @unchecked Sendable {
     /// A full queue drops the record with ``DropReason/queueFull``; the caller tells whether the quota was the
     /// cause.
     func append(_ record: UnsafeRawBufferPointer) -> AppendOutcome {
-        if record.count > maxRecord { return .dropped(.tooLarge) }
-        monitor.lock()
+        let size = record.count
+        if size > maxRecord { return .dropped(.tooLarge) }
         var deadline: UInt64 = 0
         while true {
-            if stopping {
-                monitor.unlock()
-                return .dropped(.closed)
-            }
-            if buffer.count + record.count <= capacity || count == 0 {
-                // Not retained: both record buffers live as long as the queue, and the writer does not reuse
-                // this one before its `copied` count shows this copy finished.
-                let target = Unmanaged.passUnretained(buffer)
-                let (base, filled) = target._withUnsafeGuaranteedRef { buffer in
-                    let at = buffer.count
-                    buffer.count += record.count
-                    return (buffer.base + at, buffer.count)
+            let seen = tail.pointee.load(ordering: .relaxed)
+            if seen & Self.closedBit != 0 { return .dropped(.closed) }
+            var full = Self.buffer(seen)
+            if Self.bytes(seen) + size <= capacity {
+                let old = tail.pointee.wrappingAdd(1 << Self.recordShift | UInt64(size), ordering: .sequentiallyConsistent).oldValue
+                if old & Self.closedBit != 0 { return .dropped(.closed) }
+                let at = Self.bytes(old)
+                let index = Self.buffer(old)
+                if at + size <= capacity {
+                    let target = index == 0 ? firstBuffer : secondBuffer
+                    let sequence = knownFirstSequence(index) + UInt64(Self.records(old))
+                    target._withUnsafeGuaranteedRef { buffer in
+                        if let source = record.baseAddress { (buffer.base + at).copyMemory(from: source, byteCount: size) }
+                        buffer.finishedCopying(size)
+                    }
+                    let writer = writerState.pointee.load(ordering: .sequentiallyConsistent)
+                    if writer & Self.writerWaitingFlag != 0
+                        && (writer & Self.writerLingeringFlag == 0 || at + size >= batchBytes) {
+                        monitor.lock()
+                        monitor.signal(Self.writerCondition)
+                        monitor.unlock()
+                    }
+                    return .appended(sequence: sequence)
                 }
-                count += 1
-                let sequence = nextSequence
-                nextSequence += 1
-                let wake = writerWaiting && (!writerLingering || filled >= batchBytes)
-                monitor.unlock()
-                if let source = record.baseAddress { base.copyMemory(from: source, byteCount: record.count) }
-                _ = target._withUnsafeGuaranteedRef { $0.copied.wrappingAdd(record.count, ordering: .releasing) }
-                if wake { monitor.signal(Self.writerCondition) }
-                return .appended(sequence: sequence)
+                // Void: past the end. The reservation that crossed it seals the valid prefix.
+                if at <= capacity {
+                    seal(index).pointee.store(
+                        1 << 63 | UInt64(Self.records(old)) << Self.recordShift | UInt64(at), ordering: .releasing)
+                }
+                full = index
             }
-            if policy == .dropNewest {
-                monitor.unlock()
-                return .dropped(.queueFull)
-            }
+            // Full: wait for the writer to swap buffers (or drop, per policy).
+            if policy == .dropNewest { return .dropped(.queueFull) }
             let now = monotonicNanos()
             if deadline == 0 { deadline = now + blockNanos }
-            if now >= deadline || !monitor.wait(Self.spaceCondition, until: deadline) && monotonicNanos() >= deadline {
-                monitor.unlock()
-                return .dropped(.queueFull)
+            if now >= deadline { return .dropped(.queueFull) }
+            monitor.lock()
+            while Self.buffer(tail.pointee.load(ordering: .acquiring)) == full
+                && tail.pointee.load(ordering: .relaxed) & Self.closedBit == 0 && monotonicNanos() < deadline
+            {
+                spaceWaiters += 1
+                monitor.wait(Self.spaceCondition, until: deadline)
+                spaceWaiters -= 1
             }
+            monitor.unlock()
         }
     }
 
@@ -163,13 +278,14 @@ final class AppendQueue: @unchecked Sendable {
     func hurry() {
         monitor.lock()
         hurried = true
-        let wake = writerWaiting
+        let wake = writerState.pointee.load(ordering: .relaxed) & Self.writerWaitingFlag != 0
         monitor.unlock()
         if wake { monitor.signal(Self.writerCondition) }
     }
 
     /// Writer side: waits until there are records or operations (or `deadline`), then swaps the record buffer
-    /// with `spare` (which must be empty) when `takeRecords` is true; the records are complete on return.
+    /// with `spare` (which must be the empty, reset buffer) when `takeRecords` is true; the records are
+    /// complete on return.
     ///
     /// Group commit: when only a few records are queued (less than an eighth of the queue), the writer waits up
     /// to ``lingerNanos`` for more, so that one transaction carries many records instead of one commit per
@@ -179,36 +295,58 @@ final class AppendQueue: @unchecked Sendable {
         monitor.lock()
         var lingerUntil: UInt64 = 0
         while operations.isEmpty && !stopping {
-            if takeRecords && count > 0 {
-                if hurried || buffer.count >= batchBytes { break }
+            let queued = tail.pointee.load(ordering: .sequentiallyConsistent)
+            if takeRecords && Self.records(queued) > 0 {
+                if hurried || Self.bytes(queued) >= batchBytes { break }
                 let now = monotonicNanos()
                 if lingerUntil == 0 { lingerUntil = min(now + Self.lingerNanos, deadline) }
                 if now >= lingerUntil { break }
-                writerWaiting = true
-                writerLingering = true
-                _ = monitor.wait(Self.writerCondition, until: lingerUntil)
-                writerWaiting = false
-                writerLingering = false
+                writerState.pointee.store(Self.writerWaitingFlag | Self.writerLingeringFlag, ordering: .sequentiallyConsistent)
+                // A producer that reserved before the flag was visible did not see it: look again.
+                let again = tail.pointee.load(ordering: .sequentiallyConsistent)
+                if Self.bytes(again) < batchBytes { _ = monitor.wait(Self.writerCondition, until: lingerUntil) }
+                writerState.pointee.store(0, ordering: .relaxed)
                 continue
             }
-            writerWaiting = true
+            writerState.pointee.store(Self.writerWaitingFlag, ordering: .sequentiallyConsistent)
+            if takeRecords && Self.records(tail.pointee.load(ordering: .sequentiallyConsistent)) > 0 {
+                writerState.pointee.store(0, ordering: .relaxed)
+                continue
+            }
             let signalled = monitor.wait(Self.writerCondition, until: deadline)
-            writerWaiting = false
+            writerState.pointee.store(0, ordering: .relaxed)
             if !signalled && monotonicNanos() >= deadline { break }
         }
-        var work = Work(firstSequence: nextSequence - UInt64(count), count: 0, operations: [], stopping: stopping)
-        if takeRecords && count > 0 {
-            swap(&buffer, &spare)
-            work.count = count
-            count = 0
+        let current = tail.pointee.load(ordering: .relaxed)
+        let index = Self.buffer(current)
+        var work = Work(firstSequence: 0, count: 0, operations: [], stopping: stopping)
+        var swapped = false
+        if takeRecords && Self.records(current) > 0 {
+            let next = 1 - index
+            precondition(spare === buffers[next], "the writer hands back the buffer it was given")
+            firstSequence(next).pointee.store(0, ordering: .relaxed)
+            seal(next).pointee.store(0, ordering: .relaxed)
+            // From here producers fill the other buffer (closed stays closed).
+            let old = tail.pointee.exchange(
+                (next == 1 ? Self.bufferBit : 0) | (current & Self.closedBit), ordering: .sequentiallyConsistent)
+            let valid = validExtent(old)
+            let first = knownFirstSequence(index)
+            firstSequence(next).pointee.store(first + UInt64(valid.records), ordering: .releasing)
+            work.firstSequence = first
+            work.count = valid.records
+            spare = buffers[index]
+            spare.count = valid.bytes
             hurried = false
+            swapped = true
+        } else {
+            work.firstSequence = knownFirstSequence(index) + UInt64(validExtent(current).records)
         }
         swap(&work.operations, &operations)
-        let freed = work.count > 0
+        let wakeProducers = swapped && spaceWaiters > 0
         monitor.unlock()
-        if freed {
-            monitor.broadcast(Self.spaceCondition)
-            spare.waitUntilComplete()
+        if swapped {
+            if wakeProducers { monitor.broadcast(Self.spaceCondition) }
+            spare.waitUntilCopied(spare.count)
         }
         return work
     }
@@ -217,6 +355,7 @@ final class AppendQueue: @unchecked Sendable {
     func stop() {
         monitor.lock()
         stopping = true
+        tail.pointee.bitwiseOr(Self.closedBit, ordering: .sequentiallyConsistent)
         monitor.unlock()
         monitor.broadcast(Self.writerCondition)
         monitor.broadcast(Self.spaceCondition)

@@ -99,7 +99,8 @@ public struct LogConfiguration: Sendable, Hashable {
     public var quotaBytes: UInt64 = 1 << 30
     /// What happens when the quota is reached. Default ``QuotaPolicy/block``.
     public var quotaPolicy: QuotaPolicy = .block
-    /// Bytes the in-memory append queue may hold before ``queuePolicy`` applies. Default 8 MiB.
+    /// Bytes the in-memory append queue may hold before ``queuePolicy`` applies. Default 8 MiB; 64 KiB to
+    /// 1 GiB (two buffers of this size are allocated when the log opens).
     public var queueCapacityBytes: Int = 8 << 20
     /// What happens when the queue is full. Default ``QueuePolicy/block``.
     public var queuePolicy: QueuePolicy = .block
@@ -133,8 +134,8 @@ public struct LogConfiguration: Sendable, Hashable {
         guard quotaBytes >= 2 * UInt64(segmentSize) else {
             throw fail("quotaBytes is \(quotaBytes); use at least twice segmentSize (\(2 * segmentSize))")
         }
-        guard queueCapacityBytes >= 64 << 10 else {
-            throw fail("queueCapacityBytes is \(queueCapacityBytes); use at least 64 KiB (65536)")
+        guard queueCapacityBytes >= 64 << 10, queueCapacityBytes <= 1 << 30 else {
+            throw fail("queueCapacityBytes is \(queueCapacityBytes); use 64 KiB (65536) to 1 GiB (1073741824)")
         }
         guard blockTimeoutMilliseconds >= 0 else {
             throw fail("blockTimeoutMilliseconds is \(blockTimeoutMilliseconds); use 0 or more")

@@ -71,7 +71,7 @@ final class LogEngine: @unchecked Sendable {
         flushState.withLock { $0.processed = recovered.nextSequence - 1 }
         writer = WriterState(
             segments: recovered.segments, committed: recovered.nextSequence - 1,
-            spare: RecordBuffer(capacity: AppendQueue.bufferCapacity(configuration)), now: monotonicNanos())
+            spare: queue.writerBuffer, now: monotonicNanos())
         diskBytes.store(writer.totalBytes, ordering: .relaxed)
         if case .interval = configuration.durability { syncer = BackgroundSyncer() } else { syncer = nil }
     }
