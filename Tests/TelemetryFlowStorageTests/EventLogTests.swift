@@ -107,6 +107,12 @@ import Testing
         let quotaError = try #require(throws: TelemetryFlowError.self) { try EventLog(bad) }
         #expect(quotaError.code == .invalidConfiguration)
         #expect(quotaError.message.contains("quotaBytes"))
+        for queue in [32 << 10, (1 << 30) + 1] {
+            var badQueue = smallConfiguration(dir.log)
+            badQueue.queueCapacityBytes = queue
+            let queueError = try #require(throws: TelemetryFlowError.self) { try EventLog(badQueue) }
+            #expect(queueError.code == .invalidConfiguration && queueError.message.contains("queueCapacityBytes"))
+        }
         #expect(throws: TelemetryFlowError.self) { try Durability(parsing: "sometimes") }
         #expect(try Durability(parsing: "interval(250)") == .interval(milliseconds: 250))
 
