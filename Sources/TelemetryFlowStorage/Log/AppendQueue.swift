@@ -40,7 +40,7 @@ final class RecordBuffer: @unchecked Sendable {
 
     init(capacity: Int) {
         self.capacity = capacity
-        base = .allocate(byteCount: capacity, alignment: 64)
+        base = .allocate(byteCount: capacity, alignment: 16)
     }
 
     deinit { base.deallocate() }
