@@ -5,18 +5,22 @@ import TelemetryFlowCore
 /// Atomic 64-bit words, each alone on its 64-byte cache line, so that a word every producer writes does not
 /// slow down reads of its neighbours.
 final class PaddedAtomics: @unchecked Sendable {
+    private let allocation: UnsafeMutableRawPointer
     private let raw: UnsafeMutableRawPointer
     private let count: Int
 
     init(_ count: Int) {
         self.count = count
-        raw = .allocate(byteCount: 64 * count, alignment: 64)
+        // Plain malloc, rounded up to the line by hand (an over-aligned allocation goes through memalign,
+        // which fragments the heap).
+        allocation = .allocate(byteCount: 64 * count + 64, alignment: 16)
+        raw = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: allocation) + 63) & ~63)!
         for i in 0..<count { (raw + 64 * i).bindMemory(to: Atomic<UInt64>.self, capacity: 1).initialize(to: Atomic(0)) }
     }
 
     deinit {
         for i in 0..<count { _ = self[i].deinitialize(count: 1) }
-        raw.deallocate()
+        allocation.deallocate()
     }
 
     @inline(__always)
@@ -36,10 +40,13 @@ final class RecordBuffer: @unchecked Sendable {
     var count = 0
     /// Bytes producers finished copying in, spread over cache lines by producer thread: each producer adds to
     /// its own line, and the writer sums them.
-    let copied = PaddedAtomics(RecordBuffer.stripes)
+    let copied: PaddedAtomics
 
     init(capacity: Int) {
         self.capacity = capacity
+        // The small block first: below the large one on the heap, it does not keep the large one's memory
+        // from being returned once freed.
+        copied = PaddedAtomics(RecordBuffer.stripes)
         base = .allocate(byteCount: capacity, alignment: 16)
     }
 
