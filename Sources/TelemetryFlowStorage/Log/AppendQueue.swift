@@ -111,7 +111,7 @@ final class AppendQueue: @unchecked Sendable {
     static let maxCapacityBytes = 1 << 30
 
     // Lines of `hot`: the tail, each buffer's first sequence (0 while the writer is still computing it),
-    // each buffer's seal (1 << 63 | valid records << 34 | valid bytes, 0 until a reservation overshoots),
+    // each buffer's seal (closed bit | valid records << 34 | valid bytes, 0 until a reservation overshoots),
     // and the writer's state for producers (bit 0 waiting, bit 1 lingering).
     private let hot = PaddedAtomics(6)
     private var tail: UnsafeMutablePointer<Atomic<UInt64>> { hot[0] }
@@ -168,30 +168,29 @@ final class AppendQueue: @unchecked Sendable {
     @inline(__always) private static func records(_ tail: UInt64) -> Int { Int((tail >> recordShift) & recordsMask) }
     @inline(__always) private static func buffer(_ tail: UInt64) -> Int { tail & bufferBit == 0 ? 0 : 1 }
 
-    /// The first sequence of `buffer`, waiting the moment the writer may still be computing it.
+    /// The value of `word` once it is non-zero: another thread is about to store it (a few nanoseconds, unless
+    /// that thread was descheduled in between).
     @inline(__always)
-    private func knownFirstSequence(_ buffer: Int) -> UInt64 {
-        var first = firstSequence(buffer).pointee.load(ordering: .acquiring)
+    private static func awaitNonZero(_ word: UnsafeMutablePointer<Atomic<UInt64>>) -> UInt64 {
+        var value = word.pointee.load(ordering: .acquiring)
         var spins = 0
-        while first == 0 {
+        while value == 0 {
             spins += 1
             if spins > 64 { sched_yield() }
-            first = firstSequence(buffer).pointee.load(ordering: .acquiring)
+            value = word.pointee.load(ordering: .acquiring)
         }
-        return first
+        return value
     }
+
+    /// The first sequence of `buffer`, waiting the moment the writer may still be computing it.
+    @inline(__always)
+    private func knownFirstSequence(_ buffer: Int) -> UInt64 { Self.awaitNonZero(firstSequence(buffer)) }
 
     /// How many records and bytes of the buffer `tail` describes are valid reservations.
     private func validExtent(_ tail: UInt64) -> (records: Int, bytes: Int) {
         guard Self.bytes(tail) > capacity else { return (Self.records(tail), Self.bytes(tail)) }
         // A reservation overshot; the producer that crossed the end records the valid prefix right after.
-        var sealed = seal(Self.buffer(tail)).pointee.load(ordering: .acquiring)
-        var spins = 0
-        while sealed == 0 {
-            spins += 1
-            if spins > 64 { sched_yield() }
-            sealed = seal(Self.buffer(tail)).pointee.load(ordering: .acquiring)
-        }
+        let sealed = Self.awaitNonZero(seal(Self.buffer(tail)))
         return (Self.records(sealed), Self.bytes(sealed))
     }
 
@@ -239,8 +238,9 @@ final class AppendQueue: @unchecked Sendable {
                 }
                 // Void: past the end. The reservation that crossed it seals the valid prefix.
                 if at <= capacity {
+                    // The top bit marks the seal as set whatever it holds (0 means not sealed yet).
                     seal(index).pointee.store(
-                        1 << 63 | UInt64(Self.records(old)) << Self.recordShift | UInt64(at), ordering: .releasing)
+                        Self.closedBit | UInt64(Self.records(old)) << Self.recordShift | UInt64(at), ordering: .releasing)
                 }
                 full = index
             }
@@ -275,6 +275,7 @@ final class AppendQueue: @unchecked Sendable {
     }
 
     struct Work {
+        /// The first taken record's sequence (meaningful when `count` > 0).
         var firstSequence: UInt64
         var count: Int
         var operations: [WriterOperation]
@@ -345,8 +346,6 @@ final class AppendQueue: @unchecked Sendable {
             spare.count = valid.bytes
             hurried = false
             swapped = true
-        } else {
-            work.firstSequence = knownFirstSequence(index) + UInt64(validExtent(current).records)
         }
         swap(&work.operations, &operations)
         let wakeProducers = swapped && spaceWaiters > 0
