@@ -1,9 +1,13 @@
 // Engine benchmark: prints one JSON line per figure. Run with `make bench` (release build).
 //
-//   tflow-bench [--raw PATH-TO-lmdb-raw] [--events N] [--runs R] [--dir DIR] [--only MODE/EVENT/PRODUCERS]
+//   tflow-bench [--raw PATH-TO-lmdb-raw] [--events N] [--runs R] [--dir DIR] [--queue-bytes B]
+//               [--only MODE/EVENT/PRODUCERS]
 //
 // Every throughput figure (engine and raw liblmdb) is the median of R runs (default 3), each run's figure
-// listed beside it: on a shared machine single runs vary by a third.
+// listed beside it: on a shared machine single runs vary by a third. For span events each engine run is paired
+// with a raw liblmdb run just before it, and the ratio printed is the median of the pairs' ratios, so that the
+// machine's speed drifting between the start of the benchmark and a given case does not show as the engine's.
+// `--queue-bytes` sets the log's queue capacity (default: the configuration's default, 8 MiB).
 // `--only never/span/1` runs just that throughput case (for profiling); `*` matches any part;
 // `--only encode/-/-` runs only the codec figures, `--only latency/-/-` only the append latencies.
 import Foundation
@@ -16,23 +20,33 @@ var eventCount = 1_000_000
 var runs = 3
 var baseDir = NSTemporaryDirectory() + "tflow-bench-\(getpid())"
 var only: [Substring]?
+var queueBytes: Int?
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    exit(2)
+}
+@MainActor func number(after option: String) -> Int {
+    guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else { fail("\(option) takes a positive number") }
+    return value
+}
 while let argument = arguments.popFirst() {
     switch argument {
     case "--raw": rawPath = arguments.popFirst()
-    case "--events": eventCount = Int(arguments.popFirst() ?? "") ?? eventCount
-    case "--runs": runs = max(1, Int(arguments.popFirst() ?? "") ?? runs)
+    case "--events": eventCount = number(after: argument)
+    case "--runs": runs = number(after: argument)
+    case "--queue-bytes": queueBytes = number(after: argument)
     case "--dir": baseDir = arguments.popFirst() ?? baseDir
     case "--only":
         only = (arguments.popFirst() ?? "").split(separator: "/")
-        guard only?.count == 3 else { FileHandle.standardError.write(Data("--only takes MODE/EVENT/PRODUCERS\n".utf8)); exit(2) }
-    default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
+        guard only?.count == 3 else { fail("--only takes MODE/EVENT/PRODUCERS") }
+    default: fail("unknown argument \(argument)")
     }
 }
 
 func emit(_ fields: [(String, Any)]) {
     let body = fields.map { key, value -> String in
         switch value {
-        case let s as String where key == "runs": return "\"\(key)\":\(s)"
+        case let s as String where key == "runs" || key == "raw_runs" || key == "ratios": return "\"\(key)\":\(s)"
         case let s as String: return "\"\(key)\":\"\(s)\""
         case let d as Double:
             return "\"\(key)\":\(d.isFinite ? String(format: key.hasPrefix("ratio") ? "%.2f" : "%.1f", d) : "null")"
@@ -92,10 +106,11 @@ emit([("bench", "record_sizes"), ("span_record_bytes", spanBytes), ("counter_rec
     return path
 }
 
-func configuration(_ dir: String, _ durability: Durability) -> LogConfiguration {
+@MainActor func configuration(_ dir: String, _ durability: Durability) -> LogConfiguration {
     var configuration = LogConfiguration(directory: dir)
     configuration.durability = durability
     configuration.quotaBytes = 8 << 30
+    if let queueBytes { configuration.queueCapacityBytes = queueBytes }
     return configuration
 }
 
@@ -197,37 +212,47 @@ func runList(_ values: [Double]) -> String { "[" + values.map { String(format: "
     return Double(output[range.upperBound...].prefix { $0.isNumber || $0 == "." })
 }
 
-let rawFsync = rawFigure("fsync", recordBytes: spanBytes)
-let rawNosync = rawFigure("nosync", recordBytes: spanBytes)
+_ = rawFigure("fsync", recordBytes: spanBytes)
+_ = rawFigure("nosync", recordBytes: spanBytes)
 
 let modes: [(String, Durability)] = [("always", .always), ("interval", .interval(milliseconds: 1000)), ("never", .never)]
 for (modeName, durability) in modes {
     for (kind, event) in [("span", spanEvent), ("counter", counterEvent)] {
         for producers in [1, 2] {
             if let only, !zip(only, [modeName, kind, String(producers)]).allSatisfy({ $0 == "*" || $0 == $1 }) { continue }
+            // Span cases pair each engine run with a raw run just before it (fsync for `always`, else NOSYNC).
+            let rawSync: String? = kind == "span" && rawPath != nil ? (modeName == "always" ? "fsync" : "nosync") : nil
             var figures: [Double] = []
+            var rawFigures: [Double] = []
             var writerNanos: [Double] = []
             var producerNanos: [Double] = []
-            var result = try throughput(event, durability, producers: producers, count: eventCount)
-            figures.append(result.perSecond)
-            writerNanos.append(result.writerNanos)
-            producerNanos.append(result.producerNanos)
-            for _ in 1..<runs {
-                result.log.close()
-                result = try throughput(event, durability, producers: producers, count: eventCount)
-                figures.append(result.perSecond)
-                writerNanos.append(result.writerNanos)
-                producerNanos.append(result.producerNanos)
+            var result: (perSecond: Double, diskPerEvent: Double, log: EventLog, writerNanos: Double, producerNanos: Double)?
+            for _ in 0..<runs {
+                result?.log.close()
+                if let rawSync {
+                    guard let raw = rawRun(rawSync, recordBytes: spanBytes) else { fail("the raw liblmdb run failed") }
+                    rawFigures.append(raw)
+                }
+                let run = try throughput(event, durability, producers: producers, count: eventCount)
+                figures.append(run.perSecond)
+                writerNanos.append(run.writerNanos)
+                producerNanos.append(run.producerNanos)
+                result = run
             }
+            guard let result else { break }
             var fields: [(String, Any)] = [
                 ("bench", "append_throughput"), ("durability", modeName), ("event", kind), ("producers", producers),
                 ("events", eventCount), ("events_per_s", median(figures)), ("runs", runList(figures)),
                 ("disk_bytes_per_event", result.diskPerEvent),
                 ("writer_cpu_ns_per_event", median(writerNanos)), ("producer_cpu_ns_per_event", median(producerNanos)),
             ]
-            if kind == "span", let raw = modeName == "always" ? rawFsync : rawNosync {
-                fields.append(("raw_lmdb_records_per_s", raw.median))
-                fields.append(("ratio_engine_to_raw", median(figures) / raw.median))
+            if let rawSync {
+                let ratios = zip(figures, rawFigures).map { $0 / $1 }
+                fields.append(("raw_lmdb_sync", rawSync))
+                fields.append(("raw_lmdb_records_per_s", median(rawFigures)))
+                fields.append(("raw_runs", runList(rawFigures)))
+                fields.append(("ratio_engine_to_raw", median(ratios)))
+                fields.append(("ratios", "[" + ratios.map { String(format: "%.2f", $0) }.joined(separator: ",") + "]"))
             }
             emit(fields)
             if modeName == "never" && kind == "span" && producers == 1 {

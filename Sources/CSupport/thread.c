@@ -10,3 +10,16 @@ int tf_set_thread_name(const char *name) {
     truncated[sizeof truncated - 1] = 0;
     return pthread_setname_np(pthread_self(), truncated);
 }
+
+static unsigned tf_next_thread_slot;
+static _Thread_local unsigned tf_thread_slot_plus_one;
+
+unsigned tf_thread_slot(void) {
+    unsigned slot = tf_thread_slot_plus_one;
+    if (__builtin_expect(slot == 0, 0)) {
+        slot = __atomic_fetch_add(&tf_next_thread_slot, 1, __ATOMIC_RELAXED) + 1;
+        if (slot == 0) slot = __atomic_fetch_add(&tf_next_thread_slot, 1, __ATOMIC_RELAXED) + 1;  // wrapped
+        tf_thread_slot_plus_one = slot;
+    }
+    return slot - 1;
+}

@@ -1,5 +1,5 @@
 import Testing
-import TelemetryFlowCore
+@testable import TelemetryFlowCore
 
 @Suite struct ProtobufWriterTests {
     /// Nested messages reserve one length byte and widen it in place: bodies on both sides of each varint
@@ -28,6 +28,26 @@ import TelemetryFlowCore
 
     /// Strings are copied with overlapping word moves when short: every length from 0 to 80 bytes, small
     /// (inline), heap and literal strings, ASCII and multi-byte, lands byte for byte after its length.
+    /// Strings of up to 15 bytes are read from the `String` value's own words (the layout Swift keeps them in);
+    /// longer ones, and a writer that must grow on the way, take the general path.
+    @Test func smallStringsAreReadFromTheValueItself() {
+        for length in 0...15 {
+            let ascii = String(decoding: (0..<length).map { UInt8(97 + $0) }, as: UTF8.self)
+            #expect(SmallStringBits(ascii)?.count == length, "\(length) ASCII bytes are held in the value")
+        }
+        #expect(SmallStringBits("héllo wörld")?.count == 13, "non-ASCII small strings too")
+        #expect(SmallStringBits(String(repeating: "a", count: 16)) == nil)
+        #expect(SmallStringBits("a string far too long to be held inline") == nil)
+        var w = ProtobufWriter(capacity: 16)
+        var expected: [UInt8] = []
+        for i in 0..<64 {
+            let value = String(repeating: i % 3 == 0 ? "é" : "z", count: i % 8)
+            w.writeString(value)
+            expected += [UInt8(value.utf8.count)] + Array(value.utf8)
+        }
+        #expect(w.bytes == expected)
+    }
+
     @Test func stringsOfEveryLengthAreCopiedExactly() {
         let literal = "The quick brown fox jumps over the lazy dog, then naps in the sun near the old mill."
         for length in 0...80 {

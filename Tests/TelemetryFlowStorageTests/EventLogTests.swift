@@ -248,3 +248,39 @@ import Testing
 
     static func open(_ path: String) -> EventLog { try! EventLog(smallConfiguration(path)) }
 }
+
+@Suite struct AppendQueueTests {
+    /// A producer finds the queue full, but before it waits the writer swaps buffers twice, so the buffer it
+    /// saw full is current again — and empty. It must append at once, not sleep until its block timeout
+    /// waiting for a swap that no other producer would cause.
+    @Test func aProducerThatSawTheQueueFullDoesNotWaitForASwapThatAlreadyHappened() throws {
+        var configuration = LogConfiguration(directory: "/unused")
+        configuration.queueCapacityBytes = 64 << 10
+        configuration.blockTimeoutMilliseconds = 2_000
+        let queue = AppendQueue(configuration: configuration, nextSequence: 1)
+        let record = [UInt8](repeating: 7, count: 16 << 10)
+        func append() -> AppendOutcome { record.withUnsafeBytes { queue.append($0) } }
+        for _ in 0..<4 { #expect(append().sequence != nil) }  // 64 KiB: the first buffer is full
+
+        // The hook runs on this thread, inside the append below: it plays the writer (and another producer).
+        final class Writer: @unchecked Sendable {
+            var spare: RecordBuffer
+            var counts: [Int] = []
+            init(_ spare: RecordBuffer) { self.spare = spare }
+        }
+        let writer = Writer(queue.writerBuffer)
+        queue.beforeSpaceWait = {
+            queue.beforeSpaceWait = nil
+            func swap() {
+                writer.counts.append(queue.take(into: &writer.spare, takeRecords: true, until: monotonicNanos()).count)
+                writer.spare.reset()
+            }
+            swap()  // the writer takes the full first buffer
+            writer.counts.append(Int(record.withUnsafeBytes { queue.append($0) }.sequence ?? 0))  // one record in the second
+            swap()  // and takes the second: the first, empty, is current again
+        }
+        #expect(append().sequence == 6)
+        #expect(writer.counts == [4, 5, 1], "two swaps happened while the producer was on its way to wait")
+        #expect(queue.spaceWaitCount == 0, "the producer found room at once instead of sleeping")
+    }
+}

@@ -15,4 +15,8 @@ uint32_t tf_crc32c_hardware(uint32_t crc, const void *bytes, size_t length);
 /// /proc/self/task/*/comm show it. Returns 0 or an errno value.
 int tf_set_thread_name(const char *name);
 
+/// A number for the calling thread, given out in turn to threads as they first ask (0, 1, 2, …): threads that
+/// index per-thread slots with it modulo N do not share a slot while fewer than N of them ask.
+unsigned tf_thread_slot(void);
+
 #endif

@@ -243,7 +243,17 @@ public struct ProtobufWriter: ~Copyable {
     /// Appends a string's varint length and UTF-8 bytes (the body of a `string` field).
     @inlinable @inline(__always)
     public mutating func writeString(_ value: String) {
-        // Native strings (small ones included) expose their UTF-8 without a copy; others are made native once.
+        if let small = SmallStringBits(value) {
+            // Up to 15 bytes held in the string value itself: two word stores, no spill to memory.
+            reserve(17)
+            cursor.pointee = UInt8(truncatingIfNeeded: small.count)
+            let target = UnsafeMutableRawPointer(cursor + 1)
+            target.storeBytes(of: small.low.littleEndian, as: UInt64.self)
+            target.storeBytes(of: small.high.littleEndian, toByteOffset: 8, as: UInt64.self)
+            cursor += 1 &+ small.count
+            return
+        }
+        // Native strings expose their UTF-8 without a copy; others are made native once.
         let done: Void? = value.utf8.withContiguousStorageIfAvailable { writeString(UnsafeRawBufferPointer($0)) }
         if done == nil { writeForeignString(value) }
     }
@@ -337,5 +347,36 @@ public struct ProtobufWriter: ~Copyable {
         UnsafeMutableRawPointer(base + lengthAt + 1 + extra).copyMemory(from: base + lengthAt + 1, byteCount: body)  // memmove
         cursor += extra
         _ = Self.storeVarint(UInt64(body), at: base + lengthAt)
+    }
+}
+
+/// The UTF-8 bytes of a small string — one of at most 15 bytes, which Swift keeps inside the `String` value
+/// itself — read straight from the value's two words.
+///
+/// Going through `utf8.withContiguousStorageIfAvailable` spills those words to the stack and reads them back
+/// at other offsets and widths, a stall of a dozen cycles per string on x86-64. The layout read here is part of
+/// Swift's stable ABI on 64-bit little-endian platforms: bit 61 of the second word marks a small string (bit 60,
+/// foreign, is then clear), bits 56–59 hold its length, and the bytes fill the two words in memory order. Every
+/// other string, and every other platform, takes the general path (`nil`).
+@frozen @usableFromInline
+struct SmallStringBits {
+    /// Bytes 0–7.
+    @usableFromInline let low: UInt64
+    /// Bytes 8–14, and zero in the top byte (where the length and flags were).
+    @usableFromInline let high: UInt64
+    /// The number of UTF-8 bytes, 0–15.
+    @usableFromInline let count: Int
+
+    @inlinable @inline(__always)
+    init?(_ string: String) {
+        #if (arch(x86_64) || arch(arm64)) && _endian(little)
+        let words = unsafeBitCast(string, to: (UInt64, UInt64).self)
+        guard words.1 >> 60 & 0b11 == 0b10 else { return nil }
+        low = words.0
+        high = words.1 & 0x00FF_FFFF_FFFF_FFFF
+        count = Int(truncatingIfNeeded: words.1 >> 56 & 0xF)
+        #else
+        return nil
+        #endif
     }
 }

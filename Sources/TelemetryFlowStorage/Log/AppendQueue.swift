@@ -1,3 +1,4 @@
+import CSupport
 import Glibc
 import Synchronization
 import TelemetryFlowCore
@@ -63,9 +64,7 @@ final class RecordBuffer: @unchecked Sendable {
     /// Records that `bytes` more bytes are copied in (producer side, after the copy).
     @inline(__always)
     func finishedCopying(_ bytes: Int) {
-        // Threads' descriptors lie far apart: a multiplicative hash spreads them over the stripes.
-        let stripe = Int(truncatingIfNeeded: (UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(bitPattern: pthread_self())))
-            &* 0x9E37_79B9_7F4A_7C15) >> 60)
+        let stripe = Int(truncatingIfNeeded: tf_thread_slot()) & (Self.stripes - 1)
         copied[stripe].pointee.wrappingAdd(UInt64(bytes), ordering: .releasing)
     }
 
@@ -138,6 +137,9 @@ final class AppendQueue: @unchecked Sendable {
     private var stopping = false
     /// Producers waiting for room.
     private var spaceWaiters = 0
+    private var spaceWaits = 0
+    /// Tests only: runs on a producer that found the queue full, before it takes the lock to wait.
+    var beforeSpaceWait: (@Sendable () -> Void)?
     /// The writer lingers while fewer bytes than this are queued.
     private let batchBytes: Int
     /// How long the writer lingers at most.
@@ -194,6 +196,13 @@ final class AppendQueue: @unchecked Sendable {
         return (Self.records(sealed), Self.bytes(sealed))
     }
 
+    /// How many times a producer slept waiting for room in the queue.
+    var spaceWaitCount: Int {
+        monitor.lock()
+        defer { monitor.unlock() }
+        return spaceWaits
+    }
+
     /// The sequence the next appended event will get, minus one: everything up to it has been queued.
     var lastQueuedSequence: UInt64 {
         // Under the lock no swap happens between reading the tail and its buffer's first sequence.
@@ -214,7 +223,6 @@ final class AppendQueue: @unchecked Sendable {
         while true {
             let seen = tail.pointee.load(ordering: .relaxed)
             if seen & Self.closedBit != 0 { return .dropped(.closed) }
-            var full = Self.buffer(seen)
             if Self.bytes(seen) + size <= capacity {
                 let old = tail.pointee.wrappingAdd(1 << Self.recordShift | UInt64(size), ordering: .sequentiallyConsistent).oldValue
                 if old & Self.closedBit != 0 { return .dropped(.closed) }
@@ -242,18 +250,22 @@ final class AppendQueue: @unchecked Sendable {
                     seal(index).pointee.store(
                         Self.closedBit | UInt64(Self.records(old)) << Self.recordShift | UInt64(at), ordering: .releasing)
                 }
-                full = index
             }
             // Full: wait for the writer to swap buffers (or drop, per policy).
             if policy == .dropNewest { return .dropped(.queueFull) }
             let now = monotonicNanos()
             if deadline == 0 { deadline = now + blockNanos }
             if now >= deadline { return .dropped(.queueFull) }
+            beforeSpaceWait?()
+            // Wait while the current buffer has no room for the record — not "while the buffer seen full is
+            // current": by now the writer may have swapped twice, making that same buffer current again, empty,
+            // and with no producer left to fill it, no swap would come to wake this one.
             monitor.lock()
-            while Self.buffer(tail.pointee.load(ordering: .acquiring)) == full
+            while Self.bytes(tail.pointee.load(ordering: .acquiring)) + size > capacity
                 && tail.pointee.load(ordering: .relaxed) & Self.closedBit == 0 && monotonicNanos() < deadline
             {
                 spaceWaiters += 1
+                spaceWaits += 1
                 monitor.wait(Self.spaceCondition, until: deadline)
                 spaceWaiters -= 1
             }
