@@ -3,7 +3,7 @@
 //   tflow-bench [--raw PATH-TO-lmdb-raw] [--events N] [--runs R] [--dir DIR] [--queue-bytes B]
 //               [--only MODE/EVENT/PRODUCERS]
 //
-// Every throughput figure (engine and raw liblmdb) is the median of R runs (default 3), each run's figure
+// Every throughput figure (engine and raw liblmdb) is the median of R runs (default 5), each run's figure
 // listed beside it: on a shared machine single runs vary by a third. For span events each engine run is paired
 // with a raw liblmdb run just before it, and the ratio printed is the median of the pairs' ratios, so that the
 // machine's speed drifting between the start of the benchmark and a given case does not show as the engine's.
@@ -17,7 +17,7 @@ import TelemetryFlowStorage
 var arguments = CommandLine.arguments.dropFirst()
 var rawPath: String?
 var eventCount = 1_000_000
-var runs = 3
+var runs = 5
 var baseDir = NSTemporaryDirectory() + "tflow-bench-\(getpid())"
 var only: [Substring]?
 var queueBytes: Int?
