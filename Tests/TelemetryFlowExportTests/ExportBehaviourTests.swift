@@ -13,7 +13,7 @@ final class LogDirectory {
 
 /// Sends one span batch through `protocolName` while the receiver answers with `script`, and returns the worker's
 /// status once the batch was handled (or the time ran out), plus the receiver's stats.
-func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Duration = .seconds(5), until: Duration = .seconds(20))
+func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Duration = .seconds(5), until: Duration = .seconds(60))
     async throws -> (status: ExporterStatus, stats: [String: Int], log: EventLog, dir: LogDirectory, elapsed: Duration) {
     let receiver = try Receiver()
     try await receiver.script(script)

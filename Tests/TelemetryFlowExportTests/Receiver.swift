@@ -109,12 +109,22 @@ func runChild(_ arguments: [String], killAfter: Duration?, environment: [String:
     process.standardOutput = stdout
     process.standardError = stdout
     try process.run()
-    let first = readLine(stdout.fileHandleForReading)
+    let handle = stdout.fileHandleForReading
+    let first = try await runBlocking { readLine(handle) }
     if let killAfter {
         try await Task.sleep(for: killAfter)
         kill(process.processIdentifier, SIGKILL)
     }
-    let rest = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
+    let rest = try await runBlocking { String(decoding: handle.readDataToEndOfFile(), as: UTF8.self) }
+    try await runBlocking { process.waitUntilExit() }
     return (first, process.terminationReason == .uncaughtSignal, rest, process.terminationStatus)
+}
+
+/// Runs blocking work (waiting on a child process, reading a whole log) on a thread of its own. The suites run
+/// in parallel on a cooperative pool as wide as the machine has cores; blocking two of its threads for seconds
+/// stalls every other suite's tasks — exporters mid-retry included.
+func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
 }

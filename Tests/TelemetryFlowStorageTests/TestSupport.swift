@@ -120,3 +120,12 @@ final class LineCollector: @unchecked Sendable {
         return lines
     }
 }
+
+/// Runs blocking work (waiting on a child process, reading a whole log) on a thread of its own. The suites run
+/// in parallel on a cooperative pool as wide as the machine has cores; blocking two of its threads for seconds
+/// stalls every other suite's tasks — exporters mid-retry included.
+func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
