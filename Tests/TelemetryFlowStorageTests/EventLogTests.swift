@@ -250,6 +250,38 @@ import Testing
 }
 
 @Suite struct AppendQueueTests {
+    /// A producer passes the closed check just before the queue closes and reserves just after: its reservation
+    /// is void. The writer's drain must take the records reserved before the close and not wait for a copy that
+    /// never comes.
+    @Test func aReservationMadeAfterTheCloseIsVoidAndTheDrainDoesNotWaitForIt() throws {
+        var configuration = LogConfiguration(directory: "/unused")
+        configuration.queueCapacityBytes = 64 << 10
+        let queue = AppendQueue(configuration: configuration, nextSequence: 1)
+        let record = [UInt8](repeating: 7, count: 16 << 10)
+        for _ in 0..<2 { #expect(record.withUnsafeBytes { queue.append($0) }.sequence != nil) }
+        queue.stop()
+        #expect(record.withUnsafeBytes { queue.append($0) } == .dropped(.closed))
+        // The producer that was past the closed check when the queue closed:
+        #expect(record.withUnsafeBytes { queue.reserveAndCopy($0) } == .dropped(.closed))
+
+        final class Drain: @unchecked Sendable {
+            let done = DispatchSemaphore(value: 0)
+            var counts: [Int] = []
+        }
+        let drain = Drain()
+        Thread.detachNewThread {
+            var spare = queue.writerBuffer
+            for _ in 0..<2 {
+                spare.reset()
+                drain.counts.append(queue.take(into: &spare, takeRecords: true, until: monotonicNanos()).count)
+            }
+            drain.done.signal()
+        }
+        let finished = drain.done.wait(timeout: .now() + 30) == .success
+        #expect(finished, "the drain finished instead of waiting for the void reservation's copy")
+        if finished { #expect(drain.counts == [2, 0], "the two records reserved before the close, then nothing") }
+    }
+
     /// A producer finds the queue full, but before it waits the writer swaps buffers twice, so the buffer it
     /// saw full is current again — and empty. It must append at once, not sleep until its block timeout
     /// waiting for a swap that no other producer would cause.

@@ -126,12 +126,14 @@ final class AppendQueue: @unchecked Sendable {
 
     // Lines of `hot`: the tail, each buffer's first sequence (0 while the writer is still computing it),
     // each buffer's seal (closed bit | valid records << 34 | valid bytes, 0 until a reservation overshoots),
-    // and the writer's state for producers (bit 0 waiting, bit 1 lingering).
-    private let hot = PaddedAtomics(6)
+    // the writer's state for producers (bit 0 waiting, bit 1 lingering), and the tail as it was when the queue
+    // closed (with the closed bit set; 0 while open).
+    private let hot = PaddedAtomics(7)
     private var tail: UnsafeMutablePointer<Atomic<UInt64>> { hot[0] }
     private func firstSequence(_ buffer: Int) -> UnsafeMutablePointer<Atomic<UInt64>> { hot[1 + buffer] }
     private func seal(_ buffer: Int) -> UnsafeMutablePointer<Atomic<UInt64>> { hot[3 + buffer] }
     private var writerState: UnsafeMutablePointer<Atomic<UInt64>> { hot[5] }
+    private var tailAtClose: UnsafeMutablePointer<Atomic<UInt64>> { hot[6] }
     private static let writerWaitingFlag: UInt64 = 1
     private static let writerLingeringFlag: UInt64 = 2
 
@@ -150,6 +152,8 @@ final class AppendQueue: @unchecked Sendable {
     /// A flush is waiting: the writer takes what is queued without lingering.
     private var hurried = false
     private var stopping = false
+    /// The writer has taken the buffer that was current when the queue closed.
+    private var closedBufferTaken = false
     /// Producers waiting for room.
     private var spaceWaiters = 0
     private var spaceWaits = 0
@@ -203,7 +207,16 @@ final class AppendQueue: @unchecked Sendable {
     private func knownFirstSequence(_ buffer: Int) -> UInt64 { Self.awaitNonZero(firstSequence(buffer)) }
 
     /// How many records and bytes of the buffer `tail` describes are valid reservations.
+    ///
+    /// Once the queue is closed, reservations made after the close are void (their producers copy nothing): the
+    /// buffer that was current then holds what was reserved before, and a buffer made current later holds none.
     private func validExtent(_ tail: UInt64) -> (records: Int, bytes: Int) {
+        var tail = tail
+        if tail & Self.closedBit != 0 {
+            let atClose = tailAtClose.pointee.load(ordering: .acquiring)
+            guard !closedBufferTaken && Self.buffer(atClose) == Self.buffer(tail) else { return (0, 0) }
+            tail = atClose
+        }
         guard Self.bytes(tail) > capacity else { return (Self.records(tail), Self.bytes(tail)) }
         // A reservation overshot; the producer that crossed the end records the valid prefix right after.
         let sealed = Self.awaitNonZero(seal(Self.buffer(tail)))
@@ -237,34 +250,7 @@ final class AppendQueue: @unchecked Sendable {
         while true {
             let seen = tail.pointee.load(ordering: .relaxed)
             if seen & Self.closedBit != 0 { return .dropped(.closed) }
-            if Self.bytes(seen) + size <= capacity {
-                let old = tail.pointee.wrappingAdd(1 << Self.recordShift | UInt64(size), ordering: .sequentiallyConsistent).oldValue
-                if old & Self.closedBit != 0 { return .dropped(.closed) }
-                let at = Self.bytes(old)
-                let index = Self.buffer(old)
-                if at + size <= capacity {
-                    let target = index == 0 ? firstBuffer : secondBuffer
-                    let sequence = knownFirstSequence(index) + UInt64(Self.records(old))
-                    target._withUnsafeGuaranteedRef { buffer in
-                        if let source = record.baseAddress { (buffer.base + at).copyMemory(from: source, byteCount: size) }
-                        buffer.finishedCopying(size)
-                    }
-                    let writer = writerState.pointee.load(ordering: .sequentiallyConsistent)
-                    if writer & Self.writerWaitingFlag != 0
-                        && (writer & Self.writerLingeringFlag == 0 || at + size >= batchBytes) {
-                        monitor.lock()
-                        monitor.signal(Self.writerCondition)
-                        monitor.unlock()
-                    }
-                    return .appended(sequence: sequence)
-                }
-                // Void: past the end. The reservation that crossed it seals the valid prefix.
-                if at <= capacity {
-                    // The top bit marks the seal as set whatever it holds (0 means not sealed yet).
-                    seal(index).pointee.store(
-                        Self.closedBit | UInt64(Self.records(old)) << Self.recordShift | UInt64(at), ordering: .releasing)
-                }
-            }
+            if Self.bytes(seen) + size <= capacity, let outcome = reserveAndCopy(record) { return outcome }
             // Full: wait for the writer to swap buffers (or drop, per policy).
             if policy == .dropNewest { return .dropped(.queueFull) }
             let now = monotonicNanos()
@@ -285,6 +271,41 @@ final class AppendQueue: @unchecked Sendable {
             }
             monitor.unlock()
         }
+    }
+
+    /// Reserves room for `record` with one atomic add on the tail and copies it in: the outcome, or nil when the
+    /// reservation ran past the buffer's end (void; the caller waits for room).
+    ///
+    /// A reservation made once the queue is closed is void too: ``stop()`` recorded how far the valid ones go.
+    @inline(__always)
+    func reserveAndCopy(_ record: UnsafeRawBufferPointer) -> AppendOutcome? {
+        let size = record.count
+        let old = tail.pointee.wrappingAdd(1 << Self.recordShift | UInt64(size), ordering: .sequentiallyConsistent).oldValue
+        if old & Self.closedBit != 0 { return .dropped(.closed) }
+        let at = Self.bytes(old)
+        let index = Self.buffer(old)
+        guard at + size <= capacity else {
+            // Void: past the end. The reservation that crossed it seals the valid prefix.
+            if at <= capacity {
+                // The top bit marks the seal as set whatever it holds (0 means not sealed yet).
+                seal(index).pointee.store(
+                    Self.closedBit | UInt64(Self.records(old)) << Self.recordShift | UInt64(at), ordering: .releasing)
+            }
+            return nil
+        }
+        let target = index == 0 ? firstBuffer : secondBuffer
+        let sequence = knownFirstSequence(index) + UInt64(Self.records(old))
+        target._withUnsafeGuaranteedRef { buffer in
+            if let source = record.baseAddress { (buffer.base + at).copyMemory(from: source, byteCount: size) }
+            buffer.finishedCopying(size)
+        }
+        let writer = writerState.pointee.load(ordering: .sequentiallyConsistent)
+        if writer & Self.writerWaitingFlag != 0 && (writer & Self.writerLingeringFlag == 0 || at + size >= batchBytes) {
+            monitor.lock()
+            monitor.signal(Self.writerCondition)
+            monitor.unlock()
+        }
+        return .appended(sequence: sequence)
     }
 
     /// Queues an operation for the writer thread.
@@ -364,6 +385,7 @@ final class AppendQueue: @unchecked Sendable {
             let old = tail.pointee.exchange(
                 (next == 1 ? Self.bufferBit : 0) | (current & Self.closedBit), ordering: .sequentiallyConsistent)
             let valid = validExtent(old)
+            if old & Self.closedBit != 0 { closedBufferTaken = true }
             let first = knownFirstSequence(index)
             firstSequence(next).pointee.store(first + UInt64(valid.records), ordering: .releasing)
             work.firstSequence = first
@@ -387,7 +409,10 @@ final class AppendQueue: @unchecked Sendable {
     func stop() {
         monitor.lock()
         stopping = true
-        tail.pointee.bitwiseOr(Self.closedBit, ordering: .sequentiallyConsistent)
+        let old = tail.pointee.bitwiseOr(Self.closedBit, ordering: .sequentiallyConsistent).oldValue
+        // What was reserved before this moment is valid; a producer that reserves after it sees the closed bit
+        // and copies nothing. (Under the lock, so the writer never sees the bit without this.)
+        if old & Self.closedBit == 0 { tailAtClose.pointee.store(old | Self.closedBit, ordering: .releasing) }
         monitor.unlock()
         monitor.broadcast(Self.writerCondition)
         monitor.broadcast(Self.spaceCondition)
