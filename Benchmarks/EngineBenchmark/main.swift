@@ -49,7 +49,7 @@ func emit(_ fields: [(String, Any)]) {
         case let s as String where key == "runs" || key == "raw_runs" || key == "ratios": return "\"\(key)\":\(s)"
         case let s as String: return "\"\(key)\":\"\(s)\""
         case let d as Double:
-            return "\"\(key)\":\(d.isFinite ? String(format: key.hasPrefix("ratio") ? "%.2f" : "%.1f", d) : "null")"
+            return "\"\(key)\":\(d.isFinite ? String(format: key.hasPrefix("ratio") ? "%.3f" : "%.1f", d) : "null")"
         default: return "\"\(key)\":\(value)"
         }
     }.joined(separator: ",")
@@ -252,7 +252,7 @@ for (modeName, durability) in modes {
                 fields.append(("raw_lmdb_records_per_s", median(rawFigures)))
                 fields.append(("raw_runs", runList(rawFigures)))
                 fields.append(("ratio_engine_to_raw", median(ratios)))
-                fields.append(("ratios", "[" + ratios.map { String(format: "%.2f", $0) }.joined(separator: ",") + "]"))
+                fields.append(("ratios", "[" + ratios.map { String(format: "%.3f", $0) }.joined(separator: ",") + "]"))
             }
             emit(fields)
             if modeName == "never" && kind == "span" && producers == 1 {
