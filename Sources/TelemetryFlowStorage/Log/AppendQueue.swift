@@ -126,14 +126,12 @@ final class AppendQueue: @unchecked Sendable {
 
     // Lines of `hot`: the tail, each buffer's first sequence (0 while the writer is still computing it),
     // each buffer's seal (closed bit | valid records << 34 | valid bytes, 0 until a reservation overshoots),
-    // the writer's state for producers (bit 0 waiting, bit 1 lingering), and the tail as it was when the queue
-    // closed (with the closed bit set; 0 while open).
-    private let hot = PaddedAtomics(7)
+    // and the writer's state for producers (bit 0 waiting, bit 1 lingering).
+    private let hot = PaddedAtomics(6)
     private var tail: UnsafeMutablePointer<Atomic<UInt64>> { hot[0] }
     private func firstSequence(_ buffer: Int) -> UnsafeMutablePointer<Atomic<UInt64>> { hot[1 + buffer] }
     private func seal(_ buffer: Int) -> UnsafeMutablePointer<Atomic<UInt64>> { hot[3 + buffer] }
     private var writerState: UnsafeMutablePointer<Atomic<UInt64>> { hot[5] }
-    private var tailAtClose: UnsafeMutablePointer<Atomic<UInt64>> { hot[6] }
     private static let writerWaitingFlag: UInt64 = 1
     private static let writerLingeringFlag: UInt64 = 2
 
@@ -152,6 +150,8 @@ final class AppendQueue: @unchecked Sendable {
     /// A flush is waiting: the writer takes what is queued without lingering.
     private var hurried = false
     private var stopping = false
+    /// The tail as it was when the queue closed (0 while open): what was reserved before the close.
+    private var tailAtClose: UInt64 = 0
     /// The writer has taken the buffer that was current when the queue closed.
     private var closedBufferTaken = false
     /// Producers waiting for room.
@@ -210,12 +210,12 @@ final class AppendQueue: @unchecked Sendable {
     ///
     /// Once the queue is closed, reservations made after the close are void (their producers copy nothing): the
     /// buffer that was current then holds what was reserved before, and a buffer made current later holds none.
+    /// Called under the lock.
     private func validExtent(_ tail: UInt64) -> (records: Int, bytes: Int) {
         var tail = tail
         if tail & Self.closedBit != 0 {
-            let atClose = tailAtClose.pointee.load(ordering: .acquiring)
-            guard !closedBufferTaken && Self.buffer(atClose) == Self.buffer(tail) else { return (0, 0) }
-            tail = atClose
+            guard !closedBufferTaken && Self.buffer(tailAtClose) == Self.buffer(tail) else { return (0, 0) }
+            tail = tailAtClose
         }
         guard Self.bytes(tail) > capacity else { return (Self.records(tail), Self.bytes(tail)) }
         // A reservation overshot; the producer that crossed the end records the valid prefix right after.
@@ -412,7 +412,7 @@ final class AppendQueue: @unchecked Sendable {
         let old = tail.pointee.bitwiseOr(Self.closedBit, ordering: .sequentiallyConsistent).oldValue
         // What was reserved before this moment is valid; a producer that reserves after it sees the closed bit
         // and copies nothing. (Under the lock, so the writer never sees the bit without this.)
-        if old & Self.closedBit == 0 { tailAtClose.pointee.store(old | Self.closedBit, ordering: .releasing) }
+        if old & Self.closedBit == 0 { tailAtClose = old }
         monitor.unlock()
         monitor.broadcast(Self.writerCondition)
         monitor.broadcast(Self.spaceCondition)
