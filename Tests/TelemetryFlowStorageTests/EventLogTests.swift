@@ -30,7 +30,7 @@ import Testing
         #expect(log.append(counterEvent(1), timestampUnixNano: 1).sequence == 12001, "sequences continue after reopen")
     }
 
-    /// Under `interval` the writer hands sealed segments and the periodic syncs to the background syncer; under
+    /// Under `interval` the writer hands the periodic syncs, sealed segments included, to the background syncer; under
     /// `never` nothing is synced before closing; under `always` every commit syncs, so there is no syncer.
     @Test func intervalSyncsSealedSegmentsOffTheWriterThread() async throws {
         let dir = TemporaryDirectory()
@@ -54,6 +54,23 @@ import Testing
             #expect(log.engine.syncer == nil)
             log.close()
         }
+    }
+
+    /// `interval` syncs once per period: a segment sealed in between waits for the next periodic sync (or the
+    /// close) instead of adding a sync of its own each time the writer rolls.
+    @Test func intervalSyncsSealedSegmentsAtTheNextPeriodNotWhenTheyAreSealed() async throws {
+        let dir = TemporaryDirectory()
+        let log = try EventLog(smallConfiguration(dir.log, durability: .interval(milliseconds: 600_000)))
+        for n in 0..<30000 { log.append(spanEvent(n), timestampUnixNano: UInt64(n)) }
+        try await log.flush()
+        let sealed = log.statistics.segmentCount - 1
+        #expect(sealed >= 2, "30000 × ~200 B spans several 1 MiB segments")
+        let syncer = try #require(log.engine.syncer)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(syncer.completed.load(ordering: .relaxed) == 0, "no period has ended, so nothing was synced yet")
+        log.close()
+        #expect(syncer.completed.load(ordering: .relaxed) == UInt64(sealed), "closing syncs every sealed segment")
+        #expect(log.statistics.lastError == nil)
     }
 
     /// The log's threads carry their names, so `top -H`, `perf` and /proc tell them apart from the caller's.

@@ -4,7 +4,7 @@ import TelemetryFlowCore
 /// Flushes log files to disk on a thread of its own, for ``Durability/interval(milliseconds:)``.
 ///
 /// Under `interval` the writer thread commits without syncing; every interval it asks this thread to sync the
-/// active segment and the metadata file, and when it seals a segment it hands that file over too. The writer
+/// active segment, the metadata file and the segments it sealed since the previous interval. The writer
 /// therefore never waits for the disk: a sync of a whole 64 MiB segment takes tens of milliseconds, long
 /// enough to fill the append queue. Each file is synced through a descriptor of its own (`fdatasync`), which
 /// covers every write made to it before the call; a file deleted in the meantime is skipped.

@@ -21,6 +21,8 @@ struct WriterState {
     var lastCollect: UInt64
     var lastCounterPersist: UInt64
     var countersDirty = false
+    /// Under `interval`: segments sealed since the last periodic sync, synced with the active one at the next.
+    var sealedSinceSync: [String] = []
 
     struct Pending {
         var offset: Int
@@ -66,6 +68,9 @@ extension LogEngine {
             }
         }
         periodic(force: true)
+        // Sealed segments still waiting for their periodic sync are synced by the syncer as it stops.
+        syncer?.request(writer.sealedSinceSync)
+        writer.sealedSinceSync = []
         let active = writer.segments.last?.segment
         try? active?.env.sync()
         try? meta.env.sync()
@@ -203,9 +208,10 @@ extension LogEngine {
     /// Seals the active segment and starts a new one whose sequences begin at `firstSequence`.
     private func roll(firstSequence: UInt64) {
         guard var active = writer.segments.last else { return }
-        // `always` synced every commit; `interval` has the sealed file synced off this thread (a whole segment
-        // takes tens of milliseconds, long enough to fill the queue); `never` leaves it to the kernel.
-        syncer?.request([active.segment.path])
+        // `always` synced every commit; `interval` has the sealed file synced at the next periodic sync, off this
+        // thread (a whole segment takes tens of milliseconds, long enough to fill the queue); `never` leaves it
+        // to the kernel.
+        if syncer != nil { writer.sealedSinceSync.append(active.segment.path) }
         active.record.lastSequence = max(writer.committed, active.record.firstSequence)
         active.record.sealedAtNanos = wallClockNanos()
         active.record.bytes = active.segment.env.usedBytes
@@ -342,7 +348,8 @@ extension LogEngine {
         let now = monotonicNanos()
         // Closing syncs on this thread once the writer is done (see `writerMain`).
         if case .interval(let ms) = configuration.durability, !force, now - writer.lastSync >= UInt64(ms) * 1_000_000 {
-            syncer?.request([writer.segments.last?.segment.path, meta.env.path].compactMap { $0 })
+            syncer?.request(writer.sealedSinceSync + [writer.segments.last?.segment.path, meta.env.path].compactMap { $0 })
+            writer.sealedSinceSync = []
             writer.lastSync = now
         }
         if force || now - writer.lastCollect >= 1_000_000_000 {
