@@ -23,3 +23,17 @@ unsigned tf_thread_slot(void) {
     }
     return slot - 1;
 }
+
+#include <errno.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int tf_lower_thread_priority(int steps) {
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, tid);
+    if (nice == -1 && errno != 0) return -1;
+    nice += steps;
+    return setpriority(PRIO_PROCESS, tid, nice > 19 ? 19 : nice);
+}

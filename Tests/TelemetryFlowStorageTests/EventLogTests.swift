@@ -73,21 +73,37 @@ import Testing
         #expect(log.statistics.lastError == nil)
     }
 
-    /// The log's threads carry their names, so `top -H`, `perf` and /proc tell them apart from the caller's.
-    @Test func writerAndSyncerThreadsAreNamed() throws {
+    /// The log's threads carry their names, so `top -H`, `perf` and /proc tell them apart from the caller's, and
+    /// the syncer runs 10 nice steps below the writer.
+    @Test func writerAndSyncerThreadsAreNamedAndTheSyncerYieldsToTheWriter() throws {
         let dir = TemporaryDirectory()
         let log = try EventLog(smallConfiguration(dir.log, durability: .interval(milliseconds: 20)))
         defer { log.close() }
-        var names: Set<String> = []
-        let deadline = Date().addingTimeInterval(10)
-        while !names.isSuperset(of: ["tflow-writer", "tflow-sync"]) && Date() < deadline {
-            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
-            names = Set(tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
-                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
-            if !names.isSuperset(of: ["tflow-writer", "tflow-sync"]) { usleep(10_000) }
+        /// The nice values of this process's threads by name (fields 2 and 19 of each task's stat).
+        func threads() throws -> [String: Set<Int>] {
+            var nice: [String: Set<Int>] = [:]
+            for task in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") {
+                guard let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+                    let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                guard fields.count > 16, let value = Int(fields[16]) else { continue }
+                nice[String(stat[stat.index(after: open)..<close]), default: []].insert(value)
+            }
+            return nice
         }
-        #expect(names.contains("tflow-writer"))
-        #expect(names.contains("tflow-sync"))
+        func settled(_ nice: [String: Set<Int>]) -> Bool {
+            guard let writer = nice["tflow-writer"]?.first else { return false }
+            return nice["tflow-sync"] == [min(19, writer + 10)]
+        }
+        var nice = try threads()
+        let deadline = Date().addingTimeInterval(10)
+        while !settled(nice) && Date() < deadline {
+            usleep(10_000)
+            nice = try threads()
+        }
+        #expect(nice["tflow-writer"] != nil)
+        let writerNice = try #require(nice["tflow-writer"]?.first)
+        #expect(nice["tflow-sync"] == [min(19, writerNice + 10)], "\(nice)")
     }
 
     @Test func syncingAFileThatWasDeletedIsNotAnError() throws {

@@ -19,4 +19,8 @@ int tf_set_thread_name(const char *name);
 /// index per-thread slots with it modulo N do not share a slot while fewer than N of them ask.
 unsigned tf_thread_slot(void);
 
+/// Raises the calling thread's nice value by `steps` (at most to 19), lowering its share of the CPU against the
+/// process's other threads (Linux schedules threads, not processes). Returns 0, or -1 with errno set.
+int tf_lower_thread_priority(int steps);
+
 #endif
