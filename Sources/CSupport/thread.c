@@ -1,7 +1,12 @@
-// Thread naming: pthread_setname_np is a GNU extension the Swift Glibc module does not export.
+// Thread naming, slots and priority: pthread_setname_np and gettid are GNU extensions the Swift Glibc module
+// does not export.
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "tf_support.h"
 
 int tf_set_thread_name(const char *name) {
@@ -23,11 +28,6 @@ unsigned tf_thread_slot(void) {
     }
     return slot - 1;
 }
-
-#include <errno.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 int tf_lower_thread_priority(int steps) {
     id_t tid = (id_t)syscall(SYS_gettid);

@@ -90,6 +90,13 @@ def attrs(items):
     return {kv["key"]: any_value(kv.get("value")) for kv in items or []}
 
 
+def keep(bucket, key, item):
+    """Stores an arrived item, counting it as a duplicate when an item with the same key arrived before."""
+    STATE["duplicates"] += 1 if key in STATE["keys"] else 0
+    STATE["keys"][key] = True
+    STATE[bucket].append(item)
+
+
 def record(signal, message, protocol, headers):
     d = json_format.MessageToDict(message)
     with LOCK:
@@ -112,10 +119,7 @@ def record(signal, message, protocol, headers):
                         "links": [{"traceId": hexid(l.get("traceId")), "spanId": hexid(l.get("spanId")), "attributes": attrs(l.get("attributes"))} for l in s.get("links", [])],
                         "status": {"code": s.get("status", {}).get("code", "STATUS_CODE_UNSET"), "message": s.get("status", {}).get("message", "")},
                     }
-                    key = "span:" + item["spanId"]
-                    STATE["duplicates"] += 1 if key in STATE["keys"] else 0
-                    STATE["keys"][key] = True
-                    STATE["spans"].append(item)
+                    keep("spans", "span:" + item["spanId"], item)
             for sl in rs.get("scopeLogs", []):
                 scope = sl.get("scope", {})
                 for r in sl.get("logRecords", []):
@@ -125,10 +129,7 @@ def record(signal, message, protocol, headers):
                         "severityText": r.get("severityText", ""), "body": any_value(r.get("body")),
                         "attributes": attrs(r.get("attributes")), "traceId": hexid(r.get("traceId")), "spanId": hexid(r.get("spanId")),
                     }
-                    key = "log:%s:%s" % (item["time"], item["body"])
-                    STATE["duplicates"] += 1 if key in STATE["keys"] else 0
-                    STATE["keys"][key] = True
-                    STATE["logs"].append(item)
+                    keep("logs", "log:%s:%s" % (item["time"], item["body"]), item)
             for sm in rs.get("scopeMetrics", []):
                 scope = sm.get("scope", {})
                 for m in sm.get("metrics", []):

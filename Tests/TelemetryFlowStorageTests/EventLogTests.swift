@@ -101,9 +101,7 @@ import Testing
             usleep(10_000)
             nice = try threads()
         }
-        #expect(nice["tflow-writer"] != nil)
-        let writerNice = try #require(nice["tflow-writer"]?.first)
-        #expect(nice["tflow-sync"] == [min(19, writerNice + 10)], "\(nice)")
+        #expect(settled(nice), "tflow-writer and tflow-sync exist, the syncer 10 nice steps below: \(nice)")
     }
 
     @Test func syncingAFileThatWasDeletedIsNotAnError() throws {

@@ -12,21 +12,16 @@ public struct JSONWriter: Sendable {
         needsComma = true
     }
 
-    public mutating func object(_ body: (inout JSONWriter) -> Void) {
-        separator()
-        bytes.append(UInt8(ascii: "{"))
-        needsComma = false
-        body(&self)
-        bytes.append(UInt8(ascii: "}"))
-        needsComma = true
-    }
+    public mutating func object(_ body: (inout JSONWriter) -> Void) { container("{", "}", body) }
 
-    public mutating func array(_ body: (inout JSONWriter) -> Void) {
+    public mutating func array(_ body: (inout JSONWriter) -> Void) { container("[", "]", body) }
+
+    private mutating func container(_ open: Unicode.Scalar, _ close: Unicode.Scalar, _ body: (inout JSONWriter) -> Void) {
         separator()
-        bytes.append(UInt8(ascii: "["))
+        bytes.append(UInt8(ascii: open))
         needsComma = false
         body(&self)
-        bytes.append(UInt8(ascii: "]"))
+        bytes.append(UInt8(ascii: close))
         needsComma = true
     }
 

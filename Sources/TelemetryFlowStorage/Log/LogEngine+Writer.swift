@@ -69,8 +69,7 @@ extension LogEngine {
         }
         periodic(force: true)
         // Sealed segments still waiting for their periodic sync are synced by the syncer as it stops.
-        syncer?.request(writer.sealedSinceSync)
-        writer.sealedSinceSync = []
+        requestSync()
         let active = writer.segments.last?.segment
         try? active?.env.sync()
         try? meta.env.sync()
@@ -348,8 +347,7 @@ extension LogEngine {
         let now = monotonicNanos()
         // Closing syncs on this thread once the writer is done (see `writerMain`).
         if case .interval(let ms) = configuration.durability, !force, now - writer.lastSync >= UInt64(ms) * 1_000_000 {
-            syncer?.request(writer.sealedSinceSync + [writer.segments.last?.segment.path, meta.env.path].compactMap { $0 })
-            writer.sealedSinceSync = []
+            requestSync([writer.segments.last?.segment.path, meta.env.path].compactMap { $0 })
             writer.lastSync = now
         }
         if force || now - writer.lastCollect >= 1_000_000_000 {
@@ -362,6 +360,12 @@ extension LogEngine {
             writer.countersDirty = false
             writer.lastCounterPersist = now
         }
+    }
+
+    /// Hands the syncer the segments sealed since the last periodic sync, then `others`.
+    private func requestSync(_ others: [String] = []) {
+        syncer?.request(writer.sealedSinceSync + others)
+        writer.sealedSinceSync = []
     }
 
     /// Counters as persisted in the metadata environment.
