@@ -11,8 +11,12 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Directory of the log (default: a new temporary directory).")
     var dir: String?
 
-    @Option(help: "Requests to simulate; each records a span, logs and metrics.")
+    @Option(parsing: .unconditional, help: "Requests to simulate (1 or more); each records a span, logs and metrics.")
     var requests: Int = 200
+
+    func validate() throws {
+        guard requests >= 1 else { throw ValidationError("--requests must be 1 or more, not \(requests)") }
+    }
 
     func run() async throws {
         let directory = dir ?? (NSTemporaryDirectory() + "tflow-demo-" + UUID().uuidString)

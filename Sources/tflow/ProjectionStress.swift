@@ -10,11 +10,16 @@ struct MetricsStress: AsyncParsableCommand {
 
     @OptionGroup var log: LogOptions
 
-    @Option(help: "Measurements between collections.")
+    @Option(parsing: .unconditional, help: "Measurements between collections (1 or more).")
     var collectEvery: Int = 300
 
-    @Option(help: "Stop after this many measurements, with a final collection (0: run until killed).")
+    @Option(parsing: .unconditional, help: "Stop after this many measurements, with a final collection (0: run until killed).")
     var count: Int = 0
+
+    func validate() throws {
+        guard collectEvery >= 1 else { throw ValidationError("--collect-every must be 1 or more, not \(collectEvery)") }
+        guard count >= 0 else { throw ValidationError("--count must be 0 (run until killed) or more, not \(count)") }
+    }
 
     func run() async throws {
         let eventLog = try EventLog(try log.configuration())
@@ -52,8 +57,12 @@ struct ExportStress: AsyncParsableCommand {
     @Option(help: "OTLP protocol: grpc, http/protobuf or http/json.")
     var `protocol`: String = "http/protobuf"
 
-    @Option(help: "Events per batch.")
+    @Option(parsing: .unconditional, help: "Events per batch (1 or more).")
     var batch: Int = 500
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be 1 or more, not \(batch)") }
+    }
 
     func run() async throws {
         let eventLog = try EventLog(try log.configuration())

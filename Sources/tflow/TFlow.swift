@@ -7,7 +7,7 @@ struct TFlow: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tflow",
         abstract: "Inspect, load and demonstrate TelemetryFlow event logs.",
-        subcommands: [Demo.self, Inspect.self, Stress.self, MetricsStress.self, ExportStress.self]
+        subcommands: [Demo.self, Inspect.self, Verify.self, Stress.self, MetricsStress.self, ExportStress.self]
     )
 }
 
@@ -19,17 +19,27 @@ struct LogOptions: ParsableArguments {
     @Option(help: "Durability: always, never, interval or interval(<ms>).")
     var durability: String = "interval(1000)"
 
-    @Option(help: "Segment size in bytes.")
+    @Option(parsing: .unconditional, help: "Segment size in bytes (at least 1 MiB).")
     var segmentSize: Int = 64 << 20
 
-    @Option(help: "Disk quota in bytes.")
-    var quota: UInt64 = 1 << 30
+    @Option(parsing: .unconditional, help: "Disk quota in bytes (at least twice the segment size).")
+    var quota: Int = 1 << 30
+
+    @Option(help: "Quota policy: block, drop_oldest or drop_newest.")
+    var quotaPolicy: String = "block"
+
+    func validate() throws {
+        guard segmentSize > 0 else { throw ValidationError("--segment-size must be a positive number of bytes, not \(segmentSize)") }
+        guard quota > 0 else { throw ValidationError("--quota must be a positive number of bytes, not \(quota)") }
+        do { _ = try configuration() } catch let error as TelemetryFlowError { throw ValidationError(error.message) }
+    }
 
     func configuration() throws -> LogConfiguration {
         var configuration = LogConfiguration(directory: dir)
         configuration.durability = try Durability(parsing: durability)
         configuration.segmentSize = segmentSize
-        configuration.quotaBytes = quota
+        configuration.quotaBytes = UInt64(max(0, quota))
+        configuration.quotaPolicy = try QuotaPolicy(parsing: quotaPolicy)
         try configuration.validate()
         return configuration
     }

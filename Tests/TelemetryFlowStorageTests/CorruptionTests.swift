@@ -53,20 +53,36 @@ import Testing
         #expect(try readAll(log, after: 300).count == 1)
     }
 
-    @Test func damageOutsideTheVerifiedTailIsFoundWhenRead() async throws {
+    @Test func damageInASealedSegmentIsFoundByItsPageChecksumsWhenFirstRead() async throws {
         let dir = TemporaryDirectory()
-        var configuration = smallConfiguration(dir.log)
-        configuration.tailVerificationCount = 10
-        try await writeMarkedLog(configuration, count: 200, damaging: [5], flip: (3, 0x01), in: dir)
+        let configuration = smallConfiguration(dir.log)
+        let count = 12000
+        do {
+            let log = try EventLog(configuration)
+            for n in 0..<count { log.append(spanEvent(n, marker: "-MARK\(String(format: "%05d", n))-"), timestampUnixNano: UInt64(n)) }
+            try await log.flush()
+            #expect(log.statistics.segmentCount >= 2)
+            log.close()
+        }
+        // Flip one byte of record 5 (sequence 6) in the first, sealed, segment.
+        let segment = dir.log + "/" + dir.files().first { $0.hasPrefix("segment-") && $0.hasSuffix(".mdb") }!
+        var data = try Data(contentsOf: URL(fileURLWithPath: segment))
+        let places = offsets(of: Array("-MARK00005-".utf8), in: data)
+        try #require(!places.isEmpty)
+        for at in places { data[at + 3] ^= 0x01 }
+        try data.write(to: URL(fileURLWithPath: segment))
+
         let log = try EventLog(configuration)
         defer { log.close() }
-        #expect(log.recoveryReport.corruptedRecords == 0)
+        #expect(log.recoveryReport.corruptedRecords == 0, "sealed segments are not read at open")
         let batch = try log.read(after: 0, maxCount: 1000)
-        #expect(batch.count == 199)
-        #expect(batch.skippedCorrupted == 1)
-        #expect(batch.endSequence == 200, "a consumer advances past the damaged record")
-        _ = try readAll(log)
+        #expect(batch.count == 1000)
+        #expect(!batch.contains { $0.sequence == 6 })
+        #expect(batch.endSequence == 1001, "a consumer advances past the damaged record")
+        let all = try readAll(log)
+        #expect(all.count == count - 1, "every other record of the damaged segment is read back")
         #expect(log.statistics.corrupted == 1)
+        #expect(log.statistics.lastError?.contains("failed verification") == true)
     }
 
     @Test func truncatedSegmentIsSalvagedAndTheLogStillOpensAndAppends() async throws {

@@ -30,9 +30,14 @@ import Testing
         defer { log.close() }
         _ = try await log.registerCursor("slow")
         _ = appendMany(log, 40_000)
-        try await log.flush()
+        // The flush does not acknowledge what the quota refused: it says how many and why.
+        let refused = try await #require(throws: TelemetryFlowError.self) { try await log.flush() }
+        #expect(refused.code == .quotaExceeded && refused.message.contains("quota_drop_newest"), "\(refused)")
         let stats = log.statistics
         #expect(stats.dropped[.quotaDropNewest, default: 0] > 0)
+        #expect(refused.message.hasPrefix("\(stats.dropped[.quotaDropNewest, default: 0]) events"), "\(refused)")
+        // Reported once: the next flush covers only what came after.
+        try await log.flush()
         #expect(stats.diskBytes <= (3 << 20) + (1 << 20), "disk use stays near the quota (\(stats.diskBytes))")
         let events = try readAll(log)
         #expect(events.first?.sequence == 1, "the oldest events are kept")
@@ -64,7 +69,8 @@ import Testing
         defer { log.close() }
         _ = try await log.registerCursor("consumer")
         let first = appendMany(log, 40_000)
-        try await log.flush()
+        let refused = try await #require(throws: TelemetryFlowError.self) { try await log.flush() }
+        #expect(refused.code == .quotaExceeded && refused.message.contains("quota_block_timeout"), "\(refused)")
         let blockedDrops = first.dropped[.quotaBlockTimeout, default: 0] + first.dropped[.queueFull, default: 0]
         let stats = log.statistics
         #expect(blockedDrops > 0 || stats.dropped[.quotaBlockTimeout, default: 0] > 0, "the bounded wait ran out and events were dropped")

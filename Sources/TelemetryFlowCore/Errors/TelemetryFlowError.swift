@@ -10,7 +10,7 @@ public struct TelemetryFlowError: Error, CustomStringConvertible, Sendable {
             case invalidConfiguration, invalidCredentials, invalidArgument
             case notALog, unsupportedFormatVersion, logLocked, storage, corruptedRecord
             case unknownEventType, decoding, closed, queueFull, quotaExceeded, timedOut, io
-            case unknownPlugin, duplicatePlugin, transport, unsupported
+            case unknownPlugin, duplicatePlugin, transport, unsupported, diskFull
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -45,6 +45,9 @@ public struct TelemetryFlowError: Error, CustomStringConvertible, Sendable {
         public static let timedOut = Code(.timedOut)
         /// A file-system call failed; `underlying` carries errno.
         public static let io = Code(.io)
+        /// The disk (or the file system's quota, or a segment's map) had no room for a write; `underlying`
+        /// carries the errno or LMDB code. Writing resumes when space returns.
+        public static let diskFull = Code(.diskFull)
         /// No plugin of the asked kind is registered under the name.
         public static let unknownPlugin = Code(.unknownPlugin)
         /// A plugin of the same kind is already registered under the name.

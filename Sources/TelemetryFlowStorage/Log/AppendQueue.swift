@@ -428,8 +428,9 @@ enum WriterOperation: Sendable {
     /// `extra` runs inside the same metadata transaction (dead letters, projection checkpoints), so a cursor
     /// move and what it stands for commit together.
     case setCursors([String: UInt64?], extra: MetadataWrite?, done: @Sendable (TelemetryFlowError?) -> Void)
-    /// Remember damaged sequences found by a reader.
-    case quarantine([UInt64: String])
+    /// Record sequence ranges a reader found lost or damaged and, with `damagedSegment`, mark that segment as
+    /// read through the page walker from now on.
+    case recordLost([(ClosedRange<UInt64>, String)], damagedSegment: UInt64?)
     /// Wake the writer to re-check retention and quota now.
     case collect
 }

@@ -48,11 +48,16 @@ public final class EventLog: Sendable {
         engine.append(event, timestampUnixNano: timestampUnixNano)
     }
 
-    /// Returns once every event appended before the call is committed (and synced under ``Durability/always``)
-    /// or was dropped and counted.
+    /// Returns once every event appended before the call is committed (and synced under ``Durability/always``).
+    ///
+    /// A flush never acknowledges an event that was not stored: when the writer had to drop events appended
+    /// since the previous flush completed (a full disk, an I/O error, the quota), it throws and says how many and
+    /// why; the drops are counted in ``LogStatistics/dropped`` either way.
     ///
     /// - Returns: the highest sequence that is now durable.
-    /// - Throws: ``TelemetryFlowError/Code/closed`` when the log closes first.
+    /// - Throws: ``TelemetryFlowError/Code/closed`` when the log closes first; ``TelemetryFlowError/Code/diskFull``,
+    ///   ``TelemetryFlowError/Code/io`` or ``TelemetryFlowError/Code/storage`` when writing failed for longer than
+    ///   the quota policy waits; ``TelemetryFlowError/Code/quotaExceeded`` when the quota policy dropped them.
     @discardableResult
     public func flush() async throws -> UInt64 {
         try await engine.flush()
@@ -134,14 +139,23 @@ public struct RecoveryReport: Sendable, Hashable {
     public var created = false
     /// Stale reader slots of dead processes cleared by `mdb_reader_check`.
     public var staleReadersCleared = 0
-    /// Records at the tail whose checksum was verified.
+    /// Records of the active segment whose pages and checksums were verified.
     public var verifiedRecords = 0
     /// Damaged records found and quarantined by this open.
     public var corruptedRecords: UInt64 = 0
-    /// Segments that could not be opened safely and were rebuilt from their intact records.
+    /// Segments that failed validation at open and were rebuilt (the active one) or are read from the records the
+    /// page walker recovered (a sealed one), each with what was kept and lost.
     public var salvagedSegments: [String] = []
-    /// Files left by an interrupted segment creation or deletion and removed.
+    /// Segment files older than every known segment, left by an interrupted deletion, and removed.
     public var removedOrphans: [String] = []
+    /// Segment files the metadata did not list (it was stale or rebuilt), adopted into the log.
+    public var adoptedSegments: [String] = []
+    /// Why the metadata was rebuilt and from what, when it was.
+    public var metadataRebuilt: String?
+    /// Other problems found and handled (missing segments, files that are not files…).
+    public var problems: [String] = []
+    /// The sequence ranges found lost by this open.
+    public var lostRanges: [ClosedRange<UInt64>] = []
     /// The last committed sequence found.
     public var lastSequence: UInt64 = 0
 }

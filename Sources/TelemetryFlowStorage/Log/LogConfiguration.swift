@@ -116,8 +116,6 @@ public struct LogConfiguration: Sendable, Hashable {
     /// How long sealed segments are kept after every consumer has passed them, for replay. Default 0 (delete
     /// as soon as consumed). With no consumer registered, segments are kept for this long after sealing.
     public var retentionSeconds: Double = 0
-    /// Records whose checksum is verified at open, counted back from the end of the log. Default 1024.
-    public var tailVerificationCount: Int = 1024
 
     public init(directory: String) { self.directory = directory }
 
@@ -148,6 +146,5 @@ public struct LogConfiguration: Sendable, Hashable {
         guard retentionSeconds >= 0, retentionSeconds.isFinite else {
             throw fail("retentionSeconds is \(retentionSeconds); use 0 or a positive number of seconds")
         }
-        guard tailVerificationCount >= 0 else { throw fail("tailVerificationCount is \(tailVerificationCount); use 0 or more") }
     }
 }

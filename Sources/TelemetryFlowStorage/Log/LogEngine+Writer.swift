@@ -21,6 +21,11 @@ struct WriterState {
     var lastCollect: UInt64
     var lastCounterPersist: UInt64
     var countersDirty = false
+    /// The active segment was sealed in the metadata but its successor could not be created yet: nothing may be
+    /// written to it any more, and the next commit retries the roll first.
+    var rollPending = false
+    /// The error of the last failed write attempt, reported to the flushes of the events it made the writer drop.
+    var lastWriteError: TelemetryFlowError?
     /// Under `interval`: segments sealed since the last periodic sync, synced with the active one at the next.
     var sealedSinceSync: [String] = []
 
@@ -41,7 +46,7 @@ struct WriterState {
     }
 
     var sealedBytes: UInt64 { segments.dropLast().reduce(0) { $0 + $1.record.bytes } }
-    var totalBytes: UInt64 { sealedBytes + (segments.last?.segment.env.usedBytes ?? 0) }
+    var totalBytes: UInt64 { sealedBytes + (segments.last?.segment.usedBytes ?? 0) }
 }
 
 extension LogEngine {
@@ -71,8 +76,9 @@ extension LogEngine {
         // Sealed segments still waiting for their periodic sync are synced by the syncer as it stops.
         requestSync()
         let active = writer.segments.last?.segment
-        try? active?.env.sync()
+        try? active?.writable?.env.sync()
         try? meta.env.sync()
+        writeBackup()
     }
 
     // MARK: Committing
@@ -108,24 +114,31 @@ extension LogEngine {
             }
             return (n, offset - pending.offset)
         }
-        if let active = writer.segments.last, active.segment.env.usedBytes >= UInt64(configuration.segmentSize) {
-            roll(firstSequence: pending.firstSequence)
-        }
-        var (fit, bytes) = fitting()
-        if fit < pending.count && configuration.quotaPolicy == .dropOldest {
-            while fit < pending.count && dropOldestSegment() { (fit, bytes) = fitting() }
+        var (fit, bytes) = (0, 0)
+        do throws(TelemetryFlowError) {
+            if writer.rollPending || (writer.segments.last?.segment.usedBytes ?? 0) >= UInt64(configuration.segmentSize) {
+                try roll(firstSequence: pending.firstSequence)
+            }
+            (fit, bytes) = fitting()
+            if fit < pending.count && configuration.quotaPolicy == .dropOldest {
+                while fit < pending.count && dropOldestSegment() { (fit, bytes) = fitting() }
+            }
+            if fit > 0 { try writeRecords(offset: pending.offset, firstSequence: pending.firstSequence, count: fit) }
+        } catch {
+            // Nothing of this attempt was committed. The quota policy decides: make room, give up now, or keep the
+            // batch (producers then wait for queue space) until the bounded wait runs out.
+            lastError.withLock { $0 = error.description }
+            writer.lastWriteError = error
+            let full = Self.isDiskFull(error)
+            if full && configuration.quotaPolicy == .dropOldest && writer.segments.count > 1 && dropOldestSegment() { return }
+            if (full && configuration.quotaPolicy == .dropNewest) || monotonicNanos() - pending.since >= blockNanos {
+                dropPending(pending.count, reason: .storageError)
+            }
+            return
         }
         if fit > 0 {
-            do {
-                try writeRecords(offset: pending.offset, firstSequence: pending.firstSequence, count: fit)
-            } catch {
-                lastError.withLock { $0 = error.description }
-                if monotonicNanos() - pending.since >= blockNanos {
-                    dropPending(pending.count, reason: .storageError)
-                }
-                return
-            }
             lastError.withLock { $0 = nil }
+            writer.lastWriteError = nil
             committedTotal.add(UInt64(fit), ordering: .relaxed)
             writer.countersDirty = true
             writer.committed = pending.firstSequence + UInt64(fit) - 1
@@ -154,9 +167,17 @@ extension LogEngine {
         guard let pending = writer.pending else { return }
         countDrop(reason, UInt64(count))
         writer.countersDirty = true
-        writer.committed = pending.firstSequence + UInt64(pending.count) - 1
+        let range = pending.firstSequence...(pending.firstSequence + UInt64(pending.count) - 1)
+        writer.committed = range.upperBound
         writer.pending = nil
+        // Flushes covering these sequences fail with the cause: they were handed out but are not stored.
+        recordDrop(range, reason: reason, cause: reason == .storageError ? writer.lastWriteError : nil)
         publishProcessed(writer.committed)
+    }
+
+    static func isDiskFull(_ error: TelemetryFlowError) -> Bool {
+        guard let code = (error.underlying as? CResultCode)?.code else { return false }
+        return code == ENOSPC || code == EDQUOT || code == MDB_MAP_FULL
     }
 
     private func writeRecords(offset: Int, firstSequence: UInt64, count: Int) throws(TelemetryFlowError) {
@@ -168,16 +189,17 @@ extension LogEngine {
                 return
             } catch let error where attempt == 0 && (error.underlying as? CResultCode)?.code == MDB_MAP_FULL {
                 attempt += 1
-                roll(firstSequence: firstSequence)
+                try roll(firstSequence: firstSequence)
             }
         }
     }
 
     /// Appends `count` records found from `offset` of the spare buffer, sealing each one's checksum on the way.
     private func putRecords(into segment: Segment, offset: Int, firstSequence: UInt64, count: Int) throws(TelemetryFlowError) {
-        let dbi = segment.dbi
+        guard let (env, dbi) = segment.writable, !writer.rollPending else {
+            throw TelemetryFlowError(.storage, "the active segment \(segment.path) is sealed; the next segment could not be created")
+        }
         let path = segment.path
-        let env = segment.env
         let base = writer.spare.base
         try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
             // One cursor for the whole batch: it stays on the last page, where every append lands.
@@ -205,34 +227,55 @@ extension LogEngine {
     // MARK: Segments
 
     /// Seals the active segment and starts a new one whose sequences begin at `firstSequence`.
-    private func roll(firstSequence: UInt64) {
-        guard var active = writer.segments.last else { return }
+    ///
+    /// Crash-safe in this order: the sealed file's page checksums are computed (it takes no more writes); one
+    /// metadata transaction seals it, stores the checksums and names the next segment; then the next file is
+    /// created. An open after a kill between the steps either still finds the old segment active or creates the
+    /// named successor. When the successor cannot be created (a full disk), nothing more is written to the sealed
+    /// file and the next commit retries.
+    private func roll(firstSequence: UInt64) throws(TelemetryFlowError) {
+        guard var active = writer.segments.last else { throw TelemetryFlowError(.storage, "the log has no active segment") }
+        CrashPoint.hit("roll.begin")
+        if !writer.rollPending {
+            active.record.lastSequence = max(writer.committed, active.record.firstSequence)
+            active.record.sealedAtNanos = wallClockNanos()
+        }
+        let sums = try PageChecksums.compute(path: active.segment.path)
+        active.record.bytes = sums.fileSize
+        CrashPoint.hit("roll.checksummed")
+        let next = SegmentRecord(id: active.record.id + 1, firstSequence: firstSequence)
+        let counters = counterSnapshot()
+        let sealed = active.record
+        try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+            try meta.putSegment(txn, sealed)
+            try meta.putChecksums(txn, id: sealed.id, sums)
+            try meta.putSegment(txn, next)
+            try meta.putCounters(txn, counters)
+        }
+        writer.rollPending = true
+        writer.segments[writer.segments.count - 1] = active
+        CrashPoint.hit("roll.recorded")
+        let segment = try Segment(activeIn: directory, id: next.id, firstSequence: next.firstSequence, configuration: configuration)
+        CrashPoint.hit("roll.created")
+        writer.rollPending = false
+        // Reopen the sealed segment read-only: the writable environment is released once readers let go.
+        active.segment = Segment(sealing: active.segment, lastSequence: sealed.lastSequence)
+        writer.segments[writer.segments.count - 1] = active
+        writer.segments.append(SegmentState(record: next, segment: segment))
         // `always` synced every commit; `interval` has the sealed file synced at the next periodic sync, off this
         // thread (a whole segment takes tens of milliseconds, long enough to fill the queue); `never` leaves it
         // to the kernel.
         if syncer != nil { writer.sealedSinceSync.append(active.segment.path) }
-        active.record.lastSequence = max(writer.committed, active.record.firstSequence)
-        active.record.sealedAtNanos = wallClockNanos()
-        active.record.bytes = active.segment.env.usedBytes
-        let next = SegmentRecord(id: active.record.id + 1, firstSequence: firstSequence)
+        publishSegments()
+        writeBackup()
+    }
+
+    /// Refreshes `meta.backup` (best effort: a failure is reported in the statistics, the metadata itself is intact).
+    func writeBackup() {
         do {
-            let counters = counterSnapshot()
-            try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
-                try meta.putSegment(txn, active.record)
-                try meta.putSegment(txn, next)
-                try meta.putCounters(txn, counters)
-            }
-            let segment = try Segment(directory: directory, id: next.id, firstSequence: firstSequence, configuration: configuration)
-            // Reopen the sealed segment read-only: the writable environment is released once readers let go.
-            if let reopened = try? Segment(
-                directory: directory, id: active.record.id, firstSequence: active.record.firstSequence, configuration: configuration, sealed: true) {
-                active.segment = reopened
-            }
-            writer.segments[writer.segments.count - 1] = active
-            writer.segments.append(SegmentState(record: next, segment: segment))
-            publishSegments()
+            try MetadataBackup.write(meta, directory: directory, sync: configuration.durability == .always)
         } catch {
-            lastError.withLock { $0 = "cannot start a new segment: \(error)" }
+            lastError.withLock { $0 = "cannot write the metadata backup: \(error)" }
         }
     }
 
@@ -246,10 +289,15 @@ extension LogEngine {
     /// segment first when it is the only one. Returns false when nothing could be freed.
     private func dropOldestSegment() -> Bool {
         if writer.segments.count == 1 {
-            guard let active = writer.segments.last, active.segment.env.usedBytes > 0, writer.committed >= active.record.firstSequence else {
+            guard let active = writer.segments.last, active.segment.usedBytes > 0, writer.committed >= active.record.firstSequence else {
                 return false
             }
-            roll(firstSequence: writer.pending?.firstSequence ?? writer.committed + 1)
+            do throws(TelemetryFlowError) {
+                try roll(firstSequence: writer.pending?.firstSequence ?? writer.committed + 1)
+            } catch {
+                lastError.withLock { $0 = "cannot start a new segment: \(error)" }
+                return false
+            }
             guard writer.segments.count > 1 else { return false }
         }
         let oldest = writer.segments[0].record
@@ -329,12 +377,17 @@ extension LogEngine {
                 } catch {
                     done(error)
                 }
-            case .quarantine(let found):
+            case .recordLost(let ranges, let damagedSegment):
                 let counters = counterSnapshot()
+                var marked: SegmentRecord?
+                if let id = damagedSegment, let index = writer.segments.firstIndex(where: { $0.record.id == id }) {
+                    writer.segments[index].record.flags |= SegmentRecord.damaged
+                    marked = writer.segments[index].record
+                }
+                let record = marked
                 try? meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
-                    for (sequence, reason) in found {
-                        try meta.put(txn, meta.quarantine, MetadataStore.u64(sequence), Array(reason.utf8.prefix(512)))
-                    }
+                    for (range, reason) in ranges { try meta.putLost(txn, range, reason: reason) }
+                    if let record { try meta.putSegment(txn, record) }
                     try meta.putCounters(txn, counters)
                 }
             case .collect:

@@ -16,7 +16,8 @@ final class LogEngine: @unchecked Sendable {
     /// The segments readers may open, oldest first. Replaced (never mutated in place) by the writer.
     let segmentList: Mutex<[Segment]>
     let cursorState: Mutex<[String: UInt64]>
-    let quarantined: Mutex<Set<UInt64>>
+    /// Sequence ranges found lost or damaged (each counted once).
+    let lost: Mutex<LostRanges>
     let flushState = Mutex<FlushState>(FlushState())
     let stalledByQuota = Atomic<Bool>(false)
     let closed = Atomic<Bool>(false)
@@ -36,7 +37,42 @@ final class LogEngine: @unchecked Sendable {
     struct FlushState {
         var processed: UInt64 = 0
         var closed = false
-        var waiters: [(target: UInt64, continuation: CheckedContinuation<UInt64, any Error>)] = []
+        /// The highest target of a flush that completed (acknowledged, or reported a drop).
+        var reportedThrough: UInt64 = 0
+        /// Sequences the writer handed out and then dropped, with why; kept until no flush can cover them.
+        var drops: [(range: ClosedRange<UInt64>, error: TelemetryFlowError)] = []
+        var waiters: [(target: UInt64, floor: UInt64, continuation: CheckedContinuation<UInt64, any Error>)] = []
+
+        /// The outcome of a flush of `(floor, target]`: the target, or the error of the drops inside it.
+        func outcome(floor: UInt64, target: UInt64) -> Result<UInt64, TelemetryFlowError> {
+            let inside = drops.filter { $0.range.upperBound > floor && $0.range.lowerBound <= target }
+            guard let first = inside.first else { return .success(target) }
+            let count = inside.reduce(UInt64(0)) { $0 + min($1.range.upperBound, target) - max($1.range.lowerBound, floor + 1) + 1 }
+            let low = max(first.range.lowerBound, floor + 1)
+            let high = min(inside.last!.range.upperBound, target)
+            return .failure(TelemetryFlowError(
+                first.error.code,
+                "\(count) events appended before this flush were not stored (sequences \(low)…\(high)): \(first.error.message)",
+                underlying: first.error.underlying))
+        }
+
+        mutating func complete(_ target: UInt64) {
+            reportedThrough = max(reportedThrough, target)
+            let floor = waiters.map(\.floor).min().map { min($0, reportedThrough) } ?? reportedThrough
+            drops.removeAll { $0.range.upperBound <= floor }
+        }
+    }
+
+    /// Called by the writer when it drops sequences it had handed out, before it publishes them as processed.
+    func recordDrop(_ range: ClosedRange<UInt64>, reason: DropReason, cause: TelemetryFlowError?) {
+        let error: TelemetryFlowError
+        if let cause {
+            let code: TelemetryFlowError.Code = LogEngine.isDiskFull(cause) ? .diskFull : (cause.code == .io ? .io : .storage)
+            error = TelemetryFlowError(code, "writing failed (\(reason)): \(cause.message)", underlying: cause.underlying)
+        } else {
+            error = TelemetryFlowError(.quotaExceeded, "the disk quota of \(configuration.quotaBytes) bytes is full (\(reason))")
+        }
+        flushState.withLock { $0.drops.append((range, error)) }
     }
 
     var processedSequence: UInt64 { flushState.withLock { $0.processed } }
@@ -58,7 +94,7 @@ final class LogEngine: @unchecked Sendable {
         recoveryReport = recovered.report
         segmentList = Mutex(recovered.segments.map(\.segment))
         cursorState = Mutex(recovered.cursors)
-        quarantined = Mutex(recovered.quarantined)
+        lost = Mutex(recovered.lost)
         committedTotal = Atomic(recovered.counters["committed"] ?? 0)
         corruptedTotal = Atomic(recovered.counters["corrupted"] ?? 0)
         drops = Mutex(DropReason.allCases.map { recovered.counters["dropped." + $0.name] ?? 0 })
@@ -114,9 +150,14 @@ final class LogEngine: @unchecked Sendable {
         queue.hurry()
         return try await withCheckedThrowingContinuation { continuation in
             let immediate: Result<UInt64, TelemetryFlowError>? = flushState.withLock { state in
-                if state.processed >= target { return .success(state.processed) }
+                let floor = state.reportedThrough
+                if state.processed >= target {
+                    let outcome = state.outcome(floor: floor, target: target).map { _ in state.processed }
+                    state.complete(target)
+                    return outcome
+                }
                 if state.closed { return .failure(TelemetryFlowError(.closed, "the log was closed before the flush completed")) }
-                state.waiters.append((target, continuation))
+                state.waiters.append((target, floor, continuation))
                 return nil
             }
             if let immediate { continuation.resume(with: immediate) }
@@ -125,18 +166,24 @@ final class LogEngine: @unchecked Sendable {
 
     /// Called by the writer once everything up to `sequence` is committed or dropped.
     func publishProcessed(_ sequence: UInt64) {
-        let ready: [(CheckedContinuation<UInt64, any Error>, UInt64)] = flushState.withLock { state in
+        let ready: [(CheckedContinuation<UInt64, any Error>, Result<UInt64, TelemetryFlowError>)] = flushState.withLock { state in
             guard sequence > state.processed else { return [] }
             state.processed = sequence
-            var ready: [(CheckedContinuation<UInt64, any Error>, UInt64)] = []
-            state.waiters.removeAll { waiter in
+            var ready: [(CheckedContinuation<UInt64, any Error>, Result<UInt64, TelemetryFlowError>)] = []
+            var done: [UInt64] = []
+            var waiting = state.waiters
+            let snapshot = state
+            waiting.removeAll { waiter in
                 guard waiter.target <= sequence else { return false }
-                ready.append((waiter.continuation, sequence))
+                ready.append((waiter.continuation, snapshot.outcome(floor: waiter.floor, target: waiter.target).map { _ in sequence }))
+                done.append(waiter.target)
                 return true
             }
+            state.waiters = waiting
+            for target in done { state.complete(target) }
             return ready
         }
-        for (continuation, value) in ready { continuation.resume(returning: value) }
+        for (continuation, result) in ready { continuation.resume(with: result) }
     }
 
     // MARK: Cursors
@@ -224,48 +271,76 @@ final class LogEngine: @unchecked Sendable {
         _ segment: Segment, from start: UInt64, into batch: inout EventBatch, maxCount: Int, maxBytes: Int,
         damaged: inout [UInt64: String]
     ) throws(TelemetryFlowError) {
-        let dbi = segment.dbi
-        try segment.env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in
-            var cursor: OpaquePointer?
-            try lmdbCheck(mdb_cursor_open(txn, dbi, &cursor), "cannot open a cursor on \(segment.path)")
-            defer { mdb_cursor_close(cursor) }
-            var keyBytes = start.bigEndian
-            var k = MDB_val()
-            var v = MDB_val()
-            var rc = withUnsafeMutableBytes(of: &keyBytes) { raw in
-                k = MDB_val(mv_size: 8, mv_data: raw.baseAddress)
-                return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
+        var damage: Segment.Damage?
+        let reader = segment.reader(damage: &damage)
+        if let damage { noteSegmentDamage(segment, damage) }
+        func add(_ seq: UInt64, _ record: UnsafeRawBufferPointer) {
+            do throws(TelemetryFlowError) {
+                let envelope = try EventCodec.envelope(of: record)
+                let base = batch.storage.count
+                batch.storage.append(contentsOf: record)
+                batch.entries.append(.init(
+                    sequence: seq, type: envelope.type, timestamp: envelope.timestampUnixNano, start: base,
+                    payloadStart: base + envelope.payload.lowerBound, payloadEnd: base + envelope.payload.upperBound,
+                    end: base + record.count))
+            } catch {
+                damaged[seq] = error.message
             }
-            while rc == 0 {
-                guard let seq = sequence(fromKey: k.raw) else {
-                    throw TelemetryFlowError(.corruptedRecord, "a key in \(segment.path) is not a sequence")
-                }
-                let record = v.raw
-                do throws(TelemetryFlowError) {
-                    let envelope = try EventCodec.envelope(of: record)
-                    let base = batch.storage.count
-                    batch.storage.append(contentsOf: record)
-                    batch.entries.append(.init(
-                        sequence: seq, type: envelope.type, timestamp: envelope.timestampUnixNano, start: base,
-                        payloadStart: base + envelope.payload.lowerBound, payloadEnd: base + envelope.payload.upperBound,
-                        end: base + record.count))
-                } catch {
-                    damaged[seq] = error.message
-                }
-                batch.endSequence = seq
-                if batch.count >= maxCount || batch.byteCount >= maxBytes { return }
-                rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
+            batch.endSequence = seq
+        }
+        switch reader {
+        case .salvaged(let records):
+            var index = records.index(atOrAfter: start)
+            while index < records.count && batch.count < maxCount && batch.byteCount < maxBytes {
+                records.record(at: index).withUnsafeBytes { add(records.sequences[index], $0) }
+                index += 1
             }
-            if rc != MDB_NOTFOUND { try lmdbCheck(rc, "cannot read \(segment.path)") }
+            // What the walker could not recover is counted (``noteSegmentDamage``); consumers move past it.
+            if index == records.count, let last = segment.lastSequence, batch.count < maxCount, batch.byteCount < maxBytes {
+                batch.endSequence = max(batch.endSequence, last)
+            }
+        case .lmdb(let env, let dbi):
+            try env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in
+                var cursor: OpaquePointer?
+                try lmdbCheck(mdb_cursor_open(txn, dbi, &cursor), "cannot open a cursor on \(segment.path)")
+                defer { mdb_cursor_close(cursor) }
+                var keyBytes = start.bigEndian
+                var k = MDB_val()
+                var v = MDB_val()
+                var rc = withUnsafeMutableBytes(of: &keyBytes) { raw in
+                    k = MDB_val(mv_size: 8, mv_data: raw.baseAddress)
+                    return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
+                }
+                while rc == 0 {
+                    guard let seq = sequence(fromKey: k.raw) else {
+                        throw TelemetryFlowError(.corruptedRecord, "a key in \(segment.path) is not a sequence")
+                    }
+                    add(seq, v.raw)
+                    if batch.count >= maxCount || batch.byteCount >= maxBytes { return }
+                    rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
+                }
+                if rc != MDB_NOTFOUND { try lmdbCheck(rc, "cannot read \(segment.path)") }
+            }
         }
     }
 
     /// Counts newly found damaged records once each and has the writer remember them.
     func noteCorrupted(_ found: [UInt64: String]) {
-        let fresh = quarantined.withLock { set in found.filter { set.insert($0.key).inserted } }
+        let fresh = lost.withLock { ranges in found.filter { ranges.insert($0.key...$0.key) > 0 } }
         guard !fresh.isEmpty else { return }
         corruptedTotal.add(UInt64(fresh.count), ordering: .relaxed)
-        _ = queue.submit(.quarantine(fresh))
+        _ = queue.submit(.recordLost(fresh.map { ($0.key...$0.key, $0.value) }, damagedSegment: nil))
+    }
+
+    /// Counts what the first read of a damaged sealed segment could not recover, and has the writer record it
+    /// (and mark the segment, so that later opens read it through the walker at once).
+    func noteSegmentDamage(_ segment: Segment, _ damage: Segment.Damage) {
+        let reason = "\(Segment.fileName(id: segment.id)) failed verification: \(damage.reason)"
+        let fresh = lost.withLock { ranges in damage.lost.reduce(UInt64(0)) { $0 + ranges.insert($1) } }
+        if damage.alreadyMarked && fresh == 0 { return }
+        corruptedTotal.add(fresh, ordering: .relaxed)
+        lastError.withLock { $0 = reason }
+        _ = queue.submit(.recordLost(damage.lost.map { ($0, reason) }, damagedSegment: segment.id))
     }
 
     // MARK: Status

@@ -3,6 +3,19 @@ import Glibc
 import TelemetryFlowCore
 
 /// Opening a log directory: creating it, or checking and recovering what an earlier process left.
+///
+/// Recovery is crash-safe and idempotent: every step either leaves the files as they were or is recorded so that
+/// the next open completes it, so any number of kills during an open loses nothing acknowledged.
+/// - Nothing is read by LMDB before it passed a check: the metadata file and the active segment are validated
+///   page by page by ``LMDBPageWalker``; sealed segments are checked against their page checksums before their
+///   first read (``Segment``).
+/// - A damaged active segment is rebuilt beside the original (`….mdb.salvage`), synced and validated; the lost
+///   ranges and the intent are committed to the metadata; then the original is linked into `quarantine/` and the
+///   copy renamed over it. An open that finds the intent finishes the rename.
+/// - Damaged, missing or stale metadata is rebuilt from `meta.backup` and the segment files, beside the
+///   original, and renamed into place. Segment files the metadata does not know are adopted, never deleted,
+///   unless they are older than every known segment (an interrupted deletion).
+/// - Sequences never go backwards: the next one is past the highest found in any segment, cursor or counter.
 enum LogRecovery {
     struct Opened {
         var meta: MetadataStore
@@ -10,217 +23,377 @@ enum LogRecovery {
         var report: RecoveryReport
         var segments: [SegmentState]
         var cursors: [String: UInt64]
-        var quarantined: Set<UInt64>
+        var lost: LostRanges
         var counters: [String: UInt64]
         var nextSequence: UInt64
     }
 
-    static let markerName = "recovering"
     static let lockName = "LOCK"
     static let quarantineDirectory = "quarantine"
+    static let salvageSuffix = ".salvage"
+    static let rebuildSuffix = ".rebuild"
 
     static func open(directory: String, configuration: LogConfiguration) throws -> Opened {
         let lock = try FileLock(path: directory + "/" + lockName)
-        let names = try PosixFile.list(directory)
         var report = RecoveryReport()
-        let metaPath = directory + "/" + MetadataStore.fileName
-        if !names.contains(MetadataStore.fileName) {
-            let foreign = names.filter { $0 != lockName }
-            if let example = foreign.first {
-                throw TelemetryFlowError(
-                    .notALog,
-                    "\(directory) is not a TelemetryFlow log: it holds other files (such as \(example)) and no \(MetadataStore.fileName); give an empty or new directory")
-            }
-            report.created = true
-        } else if let problem = LMDBSalvage.problem(path: metaPath) {
-            throw TelemetryFlowError(.notALog, "\(metaPath) is not a TelemetryFlow log metadata file: \(problem)")
+        // Leftovers of interrupted atomic writes and of the obsolete recovery marker.
+        for name in try PosixFile.list(directory) where name.hasSuffix(".tmp") || name == "recovering" {
+            PosixFile.remove(directory + "/" + name)
         }
-        let opened = Result { () throws(TelemetryFlowError) -> MetadataStore in
-            try MetadataStore(path: metaPath, noSync: configuration.durability != .always)
-        }
-        if case .failure(let error) = opened, let code = (error.underlying as? CResultCode)?.code,
-            code == MDB_INVALID || code == MDB_VERSION_MISMATCH
-        {
-            throw TelemetryFlowError(.notALog, "\(metaPath) is not a TelemetryFlow log metadata file", underlying: error)
-        }
-        let meta = try opened.get()
+        CrashPoint.hit("open.locked")
+        let meta = try MetadataRecovery.load(directory: directory, configuration: configuration, report: &report)
+        CrashPoint.hit("open.metadata")
+
         var records: [SegmentRecord] = []
         var cursors: [String: UInt64] = [:]
         var counters: [String: UInt64] = [:]
-        var quarantined: Set<UInt64> = []
-        try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
-            if report.created {
-                try meta.setLayoutVersion(txn)
-            } else {
-                guard let version = try meta.layoutVersion(txn) else {
-                    throw TelemetryFlowError(.notALog, "\(metaPath) holds no TelemetryFlow layout version; it is not a TelemetryFlow log")
-                }
-                guard version <= MetadataStore.layoutVersion else {
-                    throw TelemetryFlowError(
-                        .unsupportedFormatVersion,
-                        "the log at \(directory) has layout version \(version); this build reads up to \(MetadataStore.layoutVersion). Open it with a newer TelemetryFlow")
-                }
-            }
+        var lost = LostRanges()
+        var checksums: [UInt64: PageChecksums] = [:]
+        var intents: [UInt64] = []
+        try meta.env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in
             records = try meta.segmentRecords(txn)
             cursors = try meta.cursorPositions(txn)
             counters = try meta.counterValues(txn)
-            quarantined = try meta.quarantinedSequences(txn)
+            lost = try meta.lostRanges(txn)
+            for record in records { checksums[record.id] = try meta.checksums(txn, id: record.id) }
+            intents = try meta.all(txn, meta.salvage).compactMap { MetadataStore.u64($0.key) }
+        }
+        let before = lost.total
+
+        // Salvages that were recorded but not finished: the rebuilt copy is complete once recorded.
+        for id in intents {
+            let path = directory + "/" + Segment.fileName(id: id)
+            try finishSalvage(path: path, directory: directory)
+            try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try meta.delete(txn, meta.salvage, MetadataStore.u64(id)) }
         }
 
-        let markerPath = directory + "/" + markerName
-        let suspect = PosixFile.read(markerPath).flatMap { UInt64(String(decoding: $0, as: UTF8.self)) }
-
-        // Files no segment record names were being created or deleted when a process stopped.
-        let known = Set(records.map(\.id))
+        // Reconcile the files with the records.
+        let names = try PosixFile.list(directory)
+        var fileIDs: Set<UInt64> = []
         for name in names {
-            let base = name.hasSuffix("-lock") ? String(name.dropLast(5)) : name
-            if let id = Segment.id(fromFileName: base), !known.contains(id) {
-                PosixFile.remove(directory + "/" + name)
-                report.removedOrphans.append(name)
+            if name.hasSuffix(salvageSuffix) || name.hasSuffix(salvageSuffix + "-lock") {
+                // A salvage stopped before it was recorded: the original is untouched; start over.
+                PosixFile.removeTree(directory + "/" + name)
+            } else if name.hasSuffix("-lock"), Segment.id(fromFileName: String(name.dropLast(5))) != nil {
+                continue
+            } else if let id = Segment.id(fromFileName: name) {
+                fileIDs.insert(id)
             }
         }
+        let known = Set(records.map(\.id))
+        let minKnown = records.first?.id ?? UInt64.max
+        for id in fileIDs.subtracting(known).sorted() {
+            let path = directory + "/" + Segment.fileName(id: id)
+            if id < minKnown && !records.isEmpty {
+                // Older than every known segment: its deletion was committed and the unlink interrupted.
+                PosixFile.removeTree(path)
+                PosixFile.remove(path + "-lock")
+                report.removedOrphans.append(Segment.fileName(id: id))
+            } else {
+                records.append(SegmentRecord(id: id, firstSequence: 0, flags: adoptFlag))
+                report.adoptedSegments.append(Segment.fileName(id: id))
+            }
+        }
+        records.sort { $0.id < $1.id }
+        for name in names where name.hasSuffix("-lock") {
+            if let id = Segment.id(fromFileName: String(name.dropLast(5))), !fileIDs.contains(id) { PosixFile.remove(directory + "/" + name) }
+        }
 
-        var corrupted: UInt64 = 0
-        var lostRecords: [UInt64] = []
+        var highest: UInt64 = max(counters["high_water"] ?? 0, cursors.values.max() ?? 0, lost.ranges.last?.upperBound ?? 0)
         var segments: [SegmentState] = []
-        for (index, record) in records.enumerated() {
+        var newLost: [(ClosedRange<UInt64>, String)] = []
+        var toStore: [SegmentRecord] = []
+        var toDelete: [UInt64] = []
+        var newChecksums: [UInt64: PageChecksums] = [:]
+        let committedThrough = counters["committed_through"] ?? 0
+        for (index, var record) in records.enumerated() {
             let isLast = index == records.count - 1
-            let path = directory + "/" + Segment.fileName(id: record.id)
-            if !PosixFile.exists(path) && !isLast {
-                // A sealed segment vanished from under the log: its events are gone.
-                let lost = record.lastSequence >= record.firstSequence ? record.lastSequence - record.firstSequence + 1 : 0
-                corrupted += lost
-                try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try meta.deleteSegment(txn, id: record.id) }
+            let name = Segment.fileName(id: record.id)
+            let path = directory + "/" + name
+            let adopted = record.flags & adoptFlag != 0
+            record.flags &= ~adoptFlag
+            // A directory or other non-file where the segment belongs, or a file emptied by a failed write.
+            if PosixFile.exists(path) && !PosixFile.isRegularFile(path) {
+                try moveToQuarantine(path, directory: directory, suffix: "not-a-file")
+                report.problems.append("\(name) was not a regular file; moved to quarantine/")
+            }
+            let size = PosixFile.isRegularFile(path) ? PosixFile.size(path) ?? 0 : 0
+            if size == 0 {
+                // Nothing of it is readable. What the metadata says it held is lost.
+                let end = isLast ? max(committedThrough, record.lastSequence) : record.lastSequence
+                if !adopted && record.firstSequence <= end && end > 0 {
+                    newLost.append((record.firstSequence...end, "\(name) is missing or empty"))
+                    report.problems.append("\(name) is missing or empty: sequences \(record.firstSequence)…\(end) are lost")
+                }
+                highest = max(highest, end)
+                PosixFile.remove(path)
+                PosixFile.remove(path + "-lock")
+                if !isLast {
+                    toDelete.append(record.id)
+                    continue
+                }
+                record.firstSequence = max(record.firstSequence, highest + 1)
+                record.lastSequence = 0
+                toStore.append(record)
+                let segment = try Segment(activeIn: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
+                segments.append(SegmentState(record: record, segment: segment))
                 continue
             }
-            if PosixFile.exists(path) {
-                var reason = LMDBSalvage.problem(path: path)
-                if reason == nil && record.id == suspect { reason = "an earlier open stopped while checking it" }
-                if let reason {
-                    // The newest segment's end is known from the last persisted commit point.
-                    var known = record
-                    if isLast, let through = counters["committed_through"], through >= record.firstSequence { known.lastSequence = through }
-                    let (kept, damaged) = try salvage(path: path, reason: reason, record: known, directory: directory, configuration: configuration)
-                    report.salvagedSegments.append("\(Segment.fileName(id: record.id)) (\(reason); kept \(kept) records)")
-                    corrupted += UInt64(damaged.count)
-                    lostRecords.append(contentsOf: damaged)
+            if !isLast && !adopted && record.lastSequence >= record.firstSequence && record.sealedAtNanos != 0 {
+                // Sealed and recorded: checked before its first read, not now (restart never scans the log).
+                let check: Segment.Check
+                if record.isDamaged {
+                    check = .damaged("found damaged earlier")
+                } else if let sums = checksums[record.id] {
+                    check = .checksums(sums)
+                } else {
+                    check = .structure
+                }
+                highest = max(highest, record.lastSequence)
+                segments.append(SegmentState(record: record, segment: Segment(sealedIn: directory, record: record, check: check, configuration: configuration)))
+                continue
+            }
+            // The active segment, or a segment the metadata does not describe: validate every page now.
+            let bytes = try PosixFile.readAll(path)
+            var damagedRecords: [UInt64] = []
+            var keys: (first: UInt64?, last: UInt64?, count: Int) = (nil, nil, 0)
+            let problem = bytes.withUnsafeBytes { raw in
+                LMDBPageWalker(raw).validate(subDatabases: false) { key, value in
+                    guard let sequence = sequence(fromKey: key) else { return "a key is not a sequence" }
+                    if keys.first == nil { keys.first = sequence }
+                    keys.last = sequence
+                    keys.count += 1
+                    if (try? EventCodec.envelope(of: value)) == nil { damagedRecords.append(sequence) }
+                    return nil
                 }
             }
-            try PosixFile.writeAtomically(markerPath, Array(String(record.id).utf8))
-            let segment = try Segment(
-                directory: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration, sealed: !isLast)
-            var state = SegmentState(record: record, segment: segment)
-            if !isLast && record.bytes == 0 { state.record.bytes = segment.env.usedBytes }
-            segments.append(state)
+            if isLast { report.verifiedRecords = keys.count }
+            if let problem {
+                let end = isLast ? max(committedThrough, record.lastSequence) : record.lastSequence
+                let floor = adopted ? 0 : record.firstSequence
+                let salvaged = SalvagedRecords(bytes: bytes, range: floor...UInt64.max)
+                if adopted { record.firstSequence = salvaged.sequences.first ?? 0 }
+                let top = max(end, salvaged.sequences.last ?? 0)
+                let missing = record.firstSequence == 0 ? [] : SalvagedRecords.gaps(in: salvaged.sequences, over: record.firstSequence...max(record.firstSequence, top), excludingEmpty: top < record.firstSequence)
+                for range in missing { newLost.append((range, "\(name) was damaged: \(problem)")) }
+                let lostCount = missing.reduce(0) { $0 + $1.count }
+                report.salvagedSegments.append("\(name) (\(problem); kept \(salvaged.count) records, lost \(lostCount))")
+                highest = max(highest, top)
+                if record.firstSequence == 0 {
+                    // Adopted and holding nothing readable.
+                    try moveToQuarantine(path, directory: directory, suffix: "damaged")
+                    continue
+                }
+                if isLast {
+                    // The loss is committed with the salvage's intent, before the rename hides the damage.
+                    newLost.removeAll { entry in missing.contains(entry.0) }
+                    try salvageActive(path: path, id: record.id, records: salvaged, lost: missing.map { ($0, "\(name) was damaged: \(problem)") },
+                                      meta: meta, directory: directory, configuration: configuration)
+                    try meta.env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in
+                        counters = try meta.counterValues(txn)
+                        lost = try meta.lostRanges(txn)
+                    }
+                    record.lastSequence = 0
+                    toStore.append(record)
+                    let segment = try Segment(activeIn: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
+                    segments.append(SegmentState(record: record, segment: segment))
+                } else {
+                    record.lastSequence = max(record.lastSequence, top)
+                    record.flags |= SegmentRecord.damaged
+                    if record.sealedAtNanos == 0 { record.sealedAtNanos = wallClockNanos() }
+                    record.bytes = UInt64(bytes.count)
+                    toStore.append(record)
+                    segments.append(SegmentState(record: record, segment: Segment(sealedIn: directory, record: record, check: .damaged(problem), configuration: configuration)))
+                }
+                continue
+            }
+            for sequence in damagedRecords where !lost.contains(sequence) { newLost.append((sequence...sequence, "\(name): record fails its checksum")) }
+            if adopted { record.firstSequence = keys.first ?? max(highest + 1, 1) }
+            highest = max(highest, keys.last ?? 0)
+            if keys.count == 0 && !isLast {
+                // An empty sealed segment holds nothing to keep.
+                PosixFile.remove(path)
+                PosixFile.remove(path + "-lock")
+                if !adopted { toDelete.append(record.id) }
+                continue
+            }
+            if isLast {
+                if adopted || record.lastSequence != 0 { record.lastSequence = 0; toStore.append(record) }
+                let segment = try Segment(activeIn: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
+                segments.append(SegmentState(record: record, segment: segment))
+            } else {
+                // Validated now: seal it in the metadata with its checksums.
+                record.lastSequence = max(record.lastSequence, keys.last ?? record.firstSequence)
+                if record.sealedAtNanos == 0 { record.sealedAtNanos = wallClockNanos() }
+                record.bytes = UInt64(bytes.count)
+                let sums = bytes.withUnsafeBytes { PageChecksums(bytes: $0) }
+                newChecksums[record.id] = sums
+                toStore.append(record)
+                segments.append(SegmentState(record: record, segment: Segment(sealedIn: directory, record: record, check: .checksums(sums), configuration: configuration)))
+            }
         }
+        CrashPoint.hit("open.segments")
 
-        var nextSequence = max((counters["high_water"] ?? 0) + 1, (cursors.values.max() ?? 0) + 1, 1)
+        var nextSequence = max(highest + 1, 1)
         if segments.isEmpty {
             let record = SegmentRecord(id: (records.map(\.id).max() ?? 0) + 1, firstSequence: nextSequence)
-            try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try meta.putSegment(txn, record) }
-            let segment = try Segment(directory: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
+            toStore.append(record)
+            let segment = try Segment(activeIn: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
             segments.append(SegmentState(record: record, segment: segment))
         } else if let active = segments.last {
-            if let last = try active.segment.lastSequence() {
-                nextSequence = max(nextSequence, last + 1)
-                // Commits after the counters were last persisted (the process stopped without closing).
-                let through = counters["committed_through"] ?? 0
-                if last > through {
-                    counters["committed", default: 0] += last - through
-                    counters["committed_through"] = last
-                }
-            }
             nextSequence = max(nextSequence, active.record.firstSequence)
-            // Verify the tail: the records most likely to have been written when a process stopped.
-            let tail = try verifyTail(segments, count: configuration.tailVerificationCount)
-            report.verifiedRecords = tail.verified
-            for (sequence, _) in tail.damaged where !quarantined.contains(sequence) { lostRecords.append(sequence); corrupted += 1 }
-        }
-
-        if corrupted > 0 || !lostRecords.isEmpty {
-            counters["corrupted", default: 0] += corrupted
-            let values = counters
-            try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
-                for sequence in lostRecords {
-                    try meta.put(txn, meta.quarantine, MetadataStore.u64(sequence), Array("found damaged when the log was opened".utf8))
-                }
-                try meta.putCounters(txn, values)
+            let last = nextSequence - 1
+            // Commits after the counters were last persisted (the process stopped without closing).
+            if last > committedThrough {
+                counters["committed", default: 0] += last - committedThrough
+                counters["committed_through"] = last
             }
-            quarantined.formUnion(lostRecords)
         }
-        if configuration.durability != .always { try meta.env.sync() }
-        PosixFile.remove(markerPath)
-        report.corruptedRecords = corrupted
+        var freshlyLost: UInt64 = 0
+        for (range, _) in newLost { freshlyLost += lost.insert(range) }
+        counters["corrupted", default: 0] += freshlyLost
+        counters["high_water"] = max(counters["high_water"] ?? 0, nextSequence - 1)
+        let values = counters
+        try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+            for id in toDelete { try meta.deleteSegment(txn, id: id) }
+            for record in toStore { try meta.putSegment(txn, record) }
+            for (id, sums) in newChecksums { try meta.putChecksums(txn, id: id, sums) }
+            for (range, reason) in newLost { try meta.putLost(txn, range, reason: reason) }
+            try meta.putCounters(txn, values)
+        }
+        try meta.env.sync()
+        if report.metadataRebuilt != nil || !toStore.isEmpty || !toDelete.isEmpty { try? MetadataBackup.write(meta, directory: directory) }
+        report.corruptedRecords = lost.total - before
         report.lastSequence = nextSequence - 1
-        return Opened(
-            meta: meta, lock: lock, report: report, segments: segments, cursors: cursors, quarantined: quarantined,
-            counters: counters, nextSequence: nextSequence)
+        report.lostRanges = lost.ranges.filter { range in newLost.contains { $0.0.overlaps(range) } }
+        return Opened(meta: meta, lock: lock, report: report, segments: segments, cursors: cursors, lost: lost, counters: counters, nextSequence: nextSequence)
     }
 
-    /// Checks the checksums of the last `count` records, newest first, across segments.
-    static func verifyTail(_ segments: [SegmentState], count: Int) throws(TelemetryFlowError) -> (verified: Int, damaged: [UInt64: String]) {
-        var verified = 0
-        var damaged: [UInt64: String] = [:]
-        for state in segments.reversed() where verified < count {
-            let segment = state.segment
-            let dbi = segment.dbi
-            try segment.env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in
-                var cursor: OpaquePointer?
-                try lmdbCheck(mdb_cursor_open(txn, dbi, &cursor), "cannot open a cursor on \(segment.path)")
-                defer { mdb_cursor_close(cursor) }
-                var k = MDB_val()
-                var v = MDB_val()
-                var rc = mdb_cursor_get(cursor, &k, &v, MDB_LAST)
-                while rc == 0 && verified < count {
-                    if let seq = sequence(fromKey: k.raw) {
-                        do throws(TelemetryFlowError) { _ = try EventCodec.envelope(of: v.raw) } catch { damaged[seq] = error.message }
+    /// Marks a segment found on disk that the metadata did not list (only inside ``open(directory:configuration:)``).
+    private static let adoptFlag: UInt64 = 1 << 63
+
+    // MARK: Salvaging the active segment
+
+    /// Rebuilds the active segment at `path` from `records`, crash-safely: the copy is written beside it, synced
+    /// and validated; the lost ranges and the intent are committed; the original is linked into `quarantine/`;
+    /// the copy is renamed over it.
+    static func salvageActive(
+        path: String, id: UInt64, records: SalvagedRecords, lost: [(ClosedRange<UInt64>, String)], meta: MetadataStore,
+        directory: String, configuration: LogConfiguration
+    ) throws {
+        let temporary = path + salvageSuffix
+        PosixFile.removeTree(temporary)
+        PosixFile.remove(temporary + "-lock")
+        do {
+            let env = try LMDBEnvironment(path: temporary, mapSize: Segment.mapSize(configuration), maxDatabases: 0, noSync: true)
+            defer { env.close() }
+            let dbi = try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try env.openDatabase(txn, nil, create: false) }
+            let copy = records
+            try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+                for index in 0..<copy.count {
+                    var key = copy.sequences[index].bigEndian
+                    var value = Array(copy.record(at: index))
+                    let rc = value.withUnsafeMutableBytes { raw in
+                        withUnsafeMutableBytes(of: &key) { keyRaw in
+                            var k = MDB_val(mv_size: 8, mv_data: keyRaw.baseAddress)
+                            var v = MDB_val(mv_size: raw.count, mv_data: raw.baseAddress)
+                            return mdb_put(txn, dbi, &k, &v, UInt32(MDB_APPEND))
+                        }
                     }
-                    verified += 1
-                    rc = mdb_cursor_get(cursor, &k, &v, MDB_PREV)
+                    try lmdbCheck(rc, "cannot rebuild \(path)")
                 }
             }
+            try env.sync()
         }
-        return (verified, damaged)
+        PosixFile.remove(temporary + "-lock")
+        CrashPoint.hit("salvage.written")
+        let rebuilt = try PosixFile.readAll(temporary)
+        var count = 0
+        if let problem = rebuilt.withUnsafeBytes({ LMDBPageWalker($0).validate(subDatabases: false) { _, _ in count += 1; return nil } }) {
+            throw TelemetryFlowError(.storage, "the rebuilt copy of \(path) failed validation: \(problem)")
+        }
+        guard count == records.count else {
+            throw TelemetryFlowError(.storage, "the rebuilt copy of \(path) holds \(count) records where \(records.count) were written")
+        }
+        try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
+            try meta.put(txn, meta.salvage, MetadataStore.u64(id), [])
+            var counters = try meta.counterValues(txn)
+            var ranges = try meta.lostRanges(txn)
+            var fresh: UInt64 = 0
+            for (range, reason) in lost {
+                fresh += ranges.insert(range)
+                try meta.putLost(txn, range, reason: reason)
+            }
+            counters["corrupted", default: 0] += fresh
+            try meta.putCounters(txn, counters)
+        }
+        try meta.env.sync()
+        CrashPoint.hit("salvage.recorded")
+        try finishSalvage(path: path, directory: directory)
+        try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try meta.delete(txn, meta.salvage, MetadataStore.u64(id)) }
     }
 
-    /// Rebuilds the segment at `path` from the records a page scan can still read; the damaged file is kept
-    /// under `quarantine/`. Returns how many records were kept and the sequences found damaged.
-    static func salvage(
-        path: String, reason: String, record: SegmentRecord, directory: String, configuration: LogConfiguration
-    ) throws -> (kept: Int, damaged: [UInt64]) {
-        let bytes = PosixFile.read(path) ?? []
-        let scan = bytes.withUnsafeBytes { LMDBSalvage.scan($0) }
-        var damaged = scan.damaged
-        // A truncated file lost the records that were past its end: count the holes in the known range.
-        let sequences = scan.records.keys.sorted()
-        let upper = max(record.lastSequence >= record.firstSequence ? record.lastSequence : 0, sequences.last ?? 0)
-        // Keys outside the segment's range are noise read from damaged pages, not lost records.
-        damaged = damaged.filter { $0 >= record.firstSequence && $0 <= upper }
-        if upper >= record.firstSequence && upper - record.firstSequence < 10_000_000 {
-            let present = Set(sequences)
-            for seq in record.firstSequence...upper where !present.contains(seq) { damaged.insert(seq) }
+    /// Links the original into `quarantine/` (once) and renames the rebuilt copy over it, if that has not happened.
+    static func finishSalvage(path: String, directory: String) throws {
+        let temporary = path + salvageSuffix
+        guard PosixFile.isRegularFile(temporary) else { return }
+        if PosixFile.isRegularFile(path) {
+            try quarantineLink(path, directory: directory)
+            CrashPoint.hit("salvage.linked")
         }
-        try PosixFile.makeDirectories(directory + "/" + quarantineDirectory)
-        let name = String(path.split(separator: "/").last!)
-        try PosixFile.rename(path, directory + "/" + quarantineDirectory + "/" + name + "." + String(wallClockNanos()) + ".damaged")
         PosixFile.remove(path + "-lock")
-        let rebuilt = try Segment(directory: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
-        let dbi = rebuilt.dbi
-        try rebuilt.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
-            for seq in sequences {
-                var value = scan.records[seq]!
-                var key = seq.bigEndian
-                let rc = value.withUnsafeMutableBytes { raw in
-                    withUnsafeMutableBytes(of: &key) { keyRaw in
-                        var k = MDB_val(mv_size: 8, mv_data: keyRaw.baseAddress)
-                        var v = MDB_val(mv_size: raw.count, mv_data: raw.baseAddress)
-                        return mdb_put(txn, dbi, &k, &v, UInt32(MDB_APPEND))
-                    }
-                }
-                try lmdbCheck(rc, "cannot rebuild \(path)")
-            }
+        try PosixFile.rename(temporary, path)
+        try PosixFile.syncDirectory(directory)
+        CrashPoint.hit("salvage.renamed")
+    }
+
+    /// Gives the file at `path` a second name in `quarantine/`, named by its inode so that a repeated attempt
+    /// for the same file does not make another copy.
+    static func quarantineLink(_ path: String, directory: String) throws {
+        let folder = directory + "/" + quarantineDirectory
+        try PosixFile.makeDirectories(folder)
+        var st = stat()
+        let inode = stat(path, &st) == 0 ? String(st.st_ino) : String(wallClockNanos())
+        let name = String(path.split(separator: "/").last ?? "file") + "." + inode + ".damaged"
+        if PosixFile.exists(folder + "/" + name) { return }
+        try PosixFile.link(path, folder + "/" + name)
+        try PosixFile.syncDirectory(folder)
+    }
+
+    static func moveToQuarantine(_ path: String, directory: String, suffix: String) throws {
+        let folder = directory + "/" + quarantineDirectory
+        try PosixFile.makeDirectories(folder)
+        let name = String(path.split(separator: "/").last ?? "file") + "." + String(wallClockNanos()) + "." + suffix
+        try PosixFile.rename(path, folder + "/" + name)
+        PosixFile.remove(path + "-lock")
+        try PosixFile.syncDirectory(directory)
+    }
+}
+
+extension SalvagedRecords {
+    /// The sub-ranges of `range` that hold none of `sequences` (sorted).
+    static func gaps(in sequences: [UInt64], over range: ClosedRange<UInt64>, excludingEmpty: Bool) -> [ClosedRange<UInt64>] {
+        if excludingEmpty { return [] }
+        var out: [ClosedRange<UInt64>] = []
+        var expected = range.lowerBound
+        for sequence in sequences where range.contains(sequence) {
+            if sequence > expected { out.append(expected...(sequence - 1)) }
+            expected = sequence + 1
         }
-        try rebuilt.env.sync()
-        return (sequences.count, damaged.sorted())
+        if expected <= range.upperBound { out.append(expected...range.upperBound) }
+        return out
+    }
+}
+
+extension PageChecksums {
+    init(bytes: UnsafeRawBufferPointer) {
+        var sums: [UInt32] = []
+        var at = 0
+        while at < bytes.count {
+            let n = Swift.min(Self.blockSize, bytes.count - at)
+            sums.append(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + n)])))
+            at += n
+        }
+        self.init(fileSize: UInt64(bytes.count), checksums: sums)
     }
 }

@@ -21,6 +21,60 @@ enum PosixFile {
         return UInt64(st.st_size)
     }
 
+    /// Whether `path` is a regular file (not a directory, a socket, a dangling link…).
+    static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// Syncs the directory `path` itself, so that renames and unlinks inside it are durable.
+    static func syncDirectory(_ path: String) throws(TelemetryFlowError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw errnoError("cannot open directory \(path) to sync it") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw errnoError("cannot sync directory \(path)") }
+    }
+
+    /// A second name for the file at `from` (atomic; fails when `to` exists).
+    static func link(_ from: String, _ to: String) throws(TelemetryFlowError) {
+        guard Glibc.link(from, to) == 0 else { throw errnoError("cannot link \(from) as \(to)") }
+    }
+
+    /// Removes a file, or a directory and everything under it (for a directory found where a file belongs).
+    static func removeTree(_ path: String) {
+        if isDirectory(path) {
+            for name in (try? list(path)) ?? [] { removeTree(path + "/" + name) }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+
+    /// Reads the whole file, or throws naming the path. At most `limit` bytes.
+    static func readAll(_ path: String, limit: UInt64 = 1 << 40) throws(TelemetryFlowError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw errnoError("cannot open \(path)") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw errnoError("cannot read the size of \(path)") }
+        let size = UInt64(max(0, st.st_size))
+        guard size <= limit else { throw TelemetryFlowError(.io, "\(path) is \(size) bytes, more than the \(limit) expected") }
+        var out = [UInt8](repeating: 0, count: Int(size))
+        var done = 0
+        let failed = out.withUnsafeMutableBytes { raw -> Bool in
+            while done < raw.count {
+                let n = pread(fd, raw.baseAddress! + done, raw.count - done, off_t(done))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return n < 0 }
+                done += n
+            }
+            return false
+        }
+        if failed { throw errnoError("cannot read \(path)") }
+        if done < out.count { out.removeLast(out.count - done) }
+        return out
+    }
+
     /// Creates `path` and its missing parents.
     static func makeDirectories(_ path: String) throws(TelemetryFlowError) {
         var current = path.hasPrefix("/") ? "" : "."
@@ -83,15 +137,29 @@ enum PosixFile {
         return out
     }
 
-    /// Writes `bytes` to `path` through a temporary file and a rename, then syncs, so readers see all or nothing.
-    static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(TelemetryFlowError) {
+    /// Writes `bytes` to `path` through a temporary file and a rename, so readers see all or nothing.
+    /// - Parameter sync: `fsync` the file before the rename (the rename is atomic either way; without the sync a
+    ///   power loss may leave the new name with incomplete contents).
+    static func writeAtomically(_ path: String, _ bytes: [UInt8], sync: Bool = true) throws(TelemetryFlowError) {
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw errnoError("cannot write \(temporary)") }
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        fsync(fd)
+        var written = 0
+        var failure: Int32 = 0
+        bytes.withUnsafeBytes { raw in
+            while written < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + written, raw.count - written)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failure = n < 0 ? errno : ENOSPC; return }
+                written += n
+            }
+        }
+        if failure == 0 && sync && fsync(fd) != 0 { failure = errno }
         close(fd)
-        guard written == bytes.count else { throw errnoError("cannot write \(temporary)") }
+        guard failure == 0 else {
+            unlink(temporary)
+            throw errnoError("cannot write \(temporary)", failure)
+        }
         try rename(temporary, path)
     }
 }
