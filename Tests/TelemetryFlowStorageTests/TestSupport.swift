@@ -129,3 +129,75 @@ func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async 
         Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
 }
+
+/// How a child `tflow` run ended.
+struct ChildRun: Sendable {
+    var status: Int32
+    /// The signal that ended it, or nil when it exited.
+    var signal: Int32?
+    /// It was still running at the timeout and was killed.
+    var hung: Bool
+    var stdout: [String]
+    var stderr: String
+
+    /// The JSON object `tflow verify` printed, or nil.
+    var json: [String: Any]? {
+        guard let line = stdout.last(where: { $0.hasPrefix("{") }) else { return nil }
+        return (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+    }
+
+    /// The sequences `tflow verify` read back, from its ranges.
+    var sequences: [UInt64] {
+        guard let ranges = json?["ranges"] as? [[NSNumber]] else { return [] }
+        return ranges.flatMap { $0.count == 2 ? Array($0[0].uint64Value...$0[1].uint64Value) : [] }
+    }
+
+    var acked: [UInt64] { stdout.compactMap { $0.hasPrefix("acked ") ? UInt64($0.dropFirst(6)) : nil } }
+
+    var describe: String { "status \(status) signal \(signal.map(String.init) ?? "-") hung \(hung); stderr: \(stderr.suffix(600)); stdout: \(stdout.suffix(3))" }
+}
+
+/// Runs `tflow` with `arguments` (and `environment` added to this process's) on a thread of its own, killing it
+/// with SIGKILL after `timeoutSeconds` (then `hung` is true) or after `killAfterMilliseconds`.
+func runTflow(
+    _ arguments: [String], environment: [String: String] = [:], timeoutSeconds: Double = 60, killAfterMilliseconds: Int? = nil
+) async throws -> ChildRun {
+    let executable = try tflowExecutable()
+    return try await runBlocking {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let lines = LineCollector(output.fileHandleForReading)
+        let errorLines = LineCollector(errors.fileHandleForReading)
+        let deadline = Date(timeIntervalSinceNow: killAfterMilliseconds.map { Double($0) / 1000 } ?? timeoutSeconds)
+        var hung = false
+        while process.isRunning {
+            if Date() >= deadline {
+                hung = killAfterMilliseconds == nil
+                kill(process.processIdentifier, SIGKILL)
+                break
+            }
+            usleep(2_000)
+        }
+        process.waitUntilExit()
+        let stdout = lines.finish()
+        let stderr = errorLines.finish().joined(separator: "\n")
+        let signalled = process.terminationReason == .uncaughtSignal
+        return ChildRun(
+            status: signalled ? -1 : process.terminationStatus, signal: signalled ? process.terminationStatus : nil, hung: hung,
+            stdout: stdout, stderr: stderr)
+    }
+}
+
+/// Copies the directory tree at `from` to `to` (which must not exist).
+func copyTree(_ from: String, _ to: String) throws {
+    try FileManager.default.copyItem(atPath: from, toPath: to)
+}

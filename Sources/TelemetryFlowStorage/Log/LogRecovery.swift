@@ -81,10 +81,10 @@ enum LogRecovery {
             }
         }
         let known = Set(records.map(\.id))
-        let minKnown = records.first?.id ?? UInt64.max
+        let minKnown = records.first?.id
         for id in fileIDs.subtracting(known).sorted() {
             let path = directory + "/" + Segment.fileName(id: id)
-            if id < minKnown && !records.isEmpty {
+            if let minKnown, id < minKnown {
                 // Older than every known segment: its deletion was committed and the unlink interrupted.
                 PosixFile.removeTree(path)
                 PosixFile.remove(path + "-lock")
