@@ -154,7 +154,7 @@ struct ChildRun: Sendable {
 
     var acked: [UInt64] { stdout.compactMap { $0.hasPrefix("acked ") ? UInt64($0.dropFirst(6)) : nil } }
 
-    var describe: String { "status \(status) signal \(signal.map(String.init) ?? "-") hung \(hung); stderr: \(stderr.suffix(600)); stdout: \(stdout.suffix(3))" }
+    var describe: String { "status \(status) signal \(signal.map(String.init) ?? "-") hung \(hung); stderr: \(stderr.prefix(1200))…\(stderr.suffix(300)); stdout: \(stdout.suffix(3))" }
 }
 
 /// Runs `tflow` with `arguments` (and `environment` added to this process's) on a thread of its own, killing it

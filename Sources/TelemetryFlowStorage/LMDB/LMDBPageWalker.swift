@@ -78,18 +78,26 @@ struct LMDBPageWalker {
     /// - Parameter bytes: the whole file.
     init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
-        var found: [Meta] = []
-        if let first = Self.meta(in: bytes, page: 0, pageSize: nil) {
-            found.append(first)
-            if let second = Self.meta(in: bytes, page: 1, pageSize: first.pageSize) { found.append(second) }
-        } else {
-            // Page 0 is damaged: look for page 1 at the page sizes LMDB uses.
-            for size in [4096, 8192, 16384, 32768, 65536] {
-                if let second = Self.meta(in: bytes, page: 1, pageSize: size) { found.append(second); break }
+        // The page size is the one at which the most pages carry their own number (a damaged meta page can name
+        // any size); the meta pages count only when they agree with it.
+        var size = 4096
+        var best = 0
+        for candidate in [4096, 512, 1024, 2048, 8192, 16384, 32768, 65536] {
+            let pages = bytes.count / candidate
+            var matches = 0
+            var page = 2
+            while page < pages {
+                if UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: page * candidate, as: UInt64.self)) == UInt64(page) { matches += 1 }
+                page += 1
             }
+            if matches > best { best = matches; size = candidate }
         }
+        if best == 0, let first = Self.meta(in: bytes, page: 0, pageSize: nil) { size = first.pageSize }
+        var found: [Meta] = []
+        if let first = Self.meta(in: bytes, page: 0, pageSize: nil), first.pageSize == size { found.append(first) }
+        if let second = Self.meta(in: bytes, page: 1, pageSize: size) { found.append(second) }
         metas = found.sorted { $0.transactionID > $1.transactionID }
-        pageSize = metas.first?.pageSize ?? 4096
+        pageSize = size
         pageCount = bytes.count / pageSize
     }
 
@@ -132,6 +140,8 @@ struct LMDBPageWalker {
         subDatabases: Bool, fileSize: Int? = nil, leaf: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> String? = { _, _ in nil }
     ) -> String? {
         guard let meta = metas.first else { return "neither LMDB meta page is valid" }
+        // LMDB reads both meta pages when it opens a file and refuses it when either is not a meta page.
+        guard metas.count == 2 else { return "meta page \(metas[0].page == 0 ? 1 : 0) is not valid" }
         guard meta.lastPage < UInt64(pageCount) else {
             return "it is truncated: \(bytes.count) bytes where its meta page needs \((meta.lastPage + 1) * UInt64(pageSize))"
         }
@@ -337,6 +347,36 @@ struct LMDBPageWalker {
             size <= pages * pageSize - Self.pageHeaderSize
         else { return nil }
         return ((base + Self.pageHeaderSize)..<(base + Self.pageHeaderSize + size), pages)
+    }
+
+    // MARK: Locations (for tests and tools)
+
+    /// Every leaf node with an 8-byte key in every page whose header is sound, stale copies included, with the
+    /// pages its record occupies (the leaf page, then any overflow pages).
+    func recordLocations() -> [(sequence: UInt64, pages: [Int])] {
+        var out: [(sequence: UInt64, pages: [Int])] = []
+        for page in 2..<max(2, pageCount) {
+            let base = page * pageSize
+            guard u64(base) == UInt64(page), u16(base + 10) & PageFlags.leaf != 0 else { continue }
+            let lower = Int(u16(base + 12))
+            let upper = Int(u16(base + 14))
+            guard lower >= Self.pageHeaderSize, lower <= upper, upper <= pageSize else { continue }
+            for i in 0..<((lower - Self.pageHeaderSize) / 2) {
+                let offset = Int(u16(base + Self.pageHeaderSize + 2 * i))
+                guard offset >= upper, offset + Self.nodeHeaderSize + 16 <= pageSize, u16(base + offset + 6) == 8,
+                    let sequence = sequence(fromKey: UnsafeRawBufferPointer(rebasing: bytes[(base + offset + 8)..<(base + offset + 16)]))
+                else { continue }
+                var pages = [page]
+                if u16(base + offset + 4) & NodeFlags.bigData != 0 {
+                    let size = Int(u16(base + offset)) | (Int(u16(base + offset + 2)) << 16)
+                    guard let run = overflowRun(at: u64(base + offset + 16), size: size, lastPage: UInt64(pageCount - 1)) else { continue }
+                    let first = run.data.lowerBound / pageSize
+                    pages += Array(first..<(first + run.pages))
+                }
+                out.append((sequence, pages))
+            }
+        }
+        return out
     }
 
     // MARK: Salvage

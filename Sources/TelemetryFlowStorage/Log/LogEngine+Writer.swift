@@ -24,6 +24,8 @@ struct WriterState {
     /// The active segment was sealed in the metadata but its successor could not be created yet: nothing may be
     /// written to it any more, and the next commit retries the roll first.
     var rollPending = false
+    /// The highest sequence written to a segment (``committed`` also counts dropped ones).
+    var stored: UInt64 = 0
     /// The error of the last failed write attempt, reported to the flushes of the events it made the writer drop.
     var lastWriteError: TelemetryFlowError?
     /// Under `interval`: segments sealed since the last periodic sync, synced with the active one at the next.
@@ -142,6 +144,7 @@ extension LogEngine {
             committedTotal.add(UInt64(fit), ordering: .relaxed)
             writer.countersDirty = true
             writer.committed = pending.firstSequence + UInt64(fit) - 1
+            writer.stored = writer.committed
             pending.offset += bytes
             pending.firstSequence += UInt64(fit)
             pending.count -= fit
@@ -428,6 +431,7 @@ extension LogEngine {
             "corrupted": corruptedTotal.load(ordering: .relaxed),
             "high_water": max(writer.committed, queue.lastQueuedSequence),
             "committed_through": writer.committed,
+            "stored_through": writer.stored,
         ]
         let dropCounts = drops.withLock { $0 }
         for reason in DropReason.allCases { values["dropped." + reason.name] = dropCounts[reason.index] }

@@ -108,6 +108,7 @@ final class LogEngine: @unchecked Sendable {
         writer = WriterState(
             segments: recovered.segments, committed: recovered.nextSequence - 1,
             spare: queue.writerBuffer, now: monotonicNanos())
+        writer.stored = recovered.counters["stored_through"] ?? 0
         diskBytes.store(writer.totalBytes, ordering: .relaxed)
         if case .interval = configuration.durability { syncer = BackgroundSyncer() } else { syncer = nil }
     }

@@ -99,13 +99,17 @@ enum LogRecovery {
             if let id = Segment.id(fromFileName: String(name.dropLast(5))), !fileIDs.contains(id) { PosixFile.remove(directory + "/" + name) }
         }
 
-        var highest: UInt64 = max(counters["high_water"] ?? 0, cursors.values.max() ?? 0, lost.ranges.last?.upperBound ?? 0)
+        // A stale metadata file may know less than the backup written at the last roll or close.
+        let backup = MetadataBackup.counters(directory: directory)
+        var highest: UInt64 = max(counters["high_water"] ?? 0, backup["high_water"] ?? 0, cursors.values.max() ?? 0, lost.ranges.last?.upperBound ?? 0)
         var segments: [SegmentState] = []
         var newLost: [(ClosedRange<UInt64>, String)] = []
         var toStore: [SegmentRecord] = []
         var toDelete: [UInt64] = []
         var newChecksums: [UInt64: PageChecksums] = [:]
         let committedThrough = counters["committed_through"] ?? 0
+        // What the metadata says was written to segments: the active segment must hold at least that much.
+        let storedThrough = max(counters["stored_through"] ?? 0, backup["stored_through"] ?? 0)
         for (index, var record) in records.enumerated() {
             let isLast = index == records.count - 1
             let name = Segment.fileName(id: record.id)
@@ -120,7 +124,7 @@ enum LogRecovery {
             let size = PosixFile.isRegularFile(path) ? PosixFile.size(path) ?? 0 : 0
             if size == 0 {
                 // Nothing of it is readable. What the metadata says it held is lost.
-                let end = isLast ? max(committedThrough, record.lastSequence) : record.lastSequence
+                let end = isLast ? max(storedThrough, record.lastSequence) : record.lastSequence
                 if !adopted && record.firstSequence <= end && end > 0 {
                     newLost.append((record.firstSequence...end, "\(name) is missing or empty"))
                     report.problems.append("\(name) is missing or empty: sequences \(record.firstSequence)…\(end) are lost")
@@ -157,7 +161,7 @@ enum LogRecovery {
             let bytes = try PosixFile.readAll(path)
             var damagedRecords: [UInt64] = []
             var keys: (first: UInt64?, last: UInt64?, count: Int) = (nil, nil, 0)
-            let problem = bytes.withUnsafeBytes { raw in
+            var problem = bytes.withUnsafeBytes { raw in
                 LMDBPageWalker(raw).validate(subDatabases: false) { key, value in
                     guard let sequence = sequence(fromKey: key) else { return "a key is not a sequence" }
                     if keys.first == nil { keys.first = sequence }
@@ -168,15 +172,23 @@ enum LogRecovery {
                 }
             }
             if isLast { report.verifiedRecords = keys.count }
+            if problem == nil, !damagedRecords.isEmpty {
+                // The walker may still find an intact older copy of a damaged record in a page LMDB no longer uses.
+                problem = "\(damagedRecords.count) records fail their checksum (first sequence \(damagedRecords[0]))"
+            }
+            if problem == nil, isLast, !adopted, storedThrough >= record.firstSequence, (keys.last ?? 0) < storedThrough {
+                // A sound tree that ends early: its newest meta page is an older one (a damaged transaction id).
+                problem = "its newest tree ends at sequence \(keys.last ?? 0); the metadata recorded writes through \(storedThrough)"
+            }
             if let problem {
-                let end = isLast ? max(committedThrough, record.lastSequence) : record.lastSequence
+                let end = isLast ? max(storedThrough, record.lastSequence) : record.lastSequence
                 let floor = adopted ? 0 : record.firstSequence
                 let salvaged = SalvagedRecords(bytes: bytes, range: floor...UInt64.max)
                 if adopted { record.firstSequence = salvaged.sequences.first ?? 0 }
                 let top = max(end, salvaged.sequences.last ?? 0)
                 let missing = record.firstSequence == 0 ? [] : SalvagedRecords.gaps(in: salvaged.sequences, over: record.firstSequence...max(record.firstSequence, top), excludingEmpty: top < record.firstSequence)
                 for range in missing { newLost.append((range, "\(name) was damaged: \(problem)")) }
-                let lostCount = missing.reduce(0) { $0 + $1.count }
+                let lostCount = missing.reduce(UInt64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
                 report.salvagedSegments.append("\(name) (\(problem); kept \(salvaged.count) records, lost \(lostCount))")
                 highest = max(highest, top)
                 if record.firstSequence == 0 {
@@ -235,8 +247,9 @@ enum LogRecovery {
         CrashPoint.hit("open.segments")
 
         var nextSequence = max(highest + 1, 1)
-        if segments.isEmpty {
-            let record = SegmentRecord(id: (records.map(\.id).max() ?? 0) + 1, firstSequence: nextSequence)
+        if segments.isEmpty || segments.last?.segment.writable == nil {
+            // No segment, or the newest one is sealed (a newer one was unreadable and set aside): start another.
+            let record = SegmentRecord(id: max(records.map(\.id).max() ?? 0, fileIDs.max() ?? 0) + 1, firstSequence: nextSequence)
             toStore.append(record)
             let segment = try Segment(activeIn: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
             segments.append(SegmentState(record: record, segment: segment))

@@ -135,6 +135,16 @@ enum MetadataRecovery {
 }
 
 extension MetadataBackup {
+    /// The counters in the backup file of `directory`, or none when it is missing or damaged.
+    static func counters(directory: String) -> [String: UInt64] {
+        guard case .success(let entries) = decode((try? PosixFile.readAll(directory + "/" + fileName, limit: 1 << 30)) ?? []) else { return [:] }
+        var out: [String: UInt64] = [:]
+        for entry in entries where entry.database == 3 {
+            if let value = MetadataStore.u64(entry.value) { out[String(decoding: entry.key, as: UTF8.self)] = value }
+        }
+        return out
+    }
+
     /// Writes every entry of `meta` to `meta.backup` through a temporary file, a sync and a rename.
     static func write(_ meta: MetadataStore, directory: String, sync: Bool = true) throws {
         let entries = try meta.env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in try meta.dump(txn) }

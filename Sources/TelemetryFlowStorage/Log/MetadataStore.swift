@@ -288,7 +288,7 @@ struct LostRanges: Sendable, Equatable {
 
     /// Adds `range`; returns how many of its sequences were not in the set yet.
     mutating func insert(_ range: ClosedRange<UInt64>) -> UInt64 {
-        var fresh = UInt64(range.count)
+        var fresh = range.upperBound - range.lowerBound + 1
         var merged = range
         var kept: [ClosedRange<UInt64>] = []
         kept.reserveCapacity(ranges.count + 1)
@@ -317,5 +317,5 @@ struct LostRanges: Sendable, Equatable {
         return false
     }
 
-    var total: UInt64 { ranges.reduce(0) { $0 + UInt64($1.count) } }
+    var total: UInt64 { ranges.reduce(0) { $0 + ($1.upperBound - $1.lowerBound + 1) } }
 }

@@ -180,9 +180,32 @@ struct SalvagedRecords: Sendable {
     }
 
     init(bytes: [UInt8], range: ClosedRange<UInt64>) {
-        let (records, damaged) = bytes.withUnsafeBytes { raw in
+        // A key is not covered by the record's checksum: a damaged key can name any sequence. A segment file of n
+        // bytes holds at most n / 36 records (20-byte envelope, 8-byte key, 8-byte node), so every sequence of an
+        // open-ended range must lie within that many of the first (or, when the first is unknown, of the densest
+        // run of found sequences); others are noise.
+        let span = UInt64(bytes.count / 36 + 1)
+        let (found, damaged) = bytes.withUnsafeBytes { raw in
             let result = LMDBPageWalker(raw).salvage()
             return (result.records.filter { range.contains($0.key) }.mapValues { Array($0) }, result.damaged)
+        }
+        var records = found
+        var range = range
+        if range.upperBound == UInt64.max {
+            let sorted = found.keys.sorted()
+            var window = range.lowerBound...(range.lowerBound &+ span)
+            if range.lowerBound == 0, !sorted.isEmpty {
+                var best = (start: 0, count: 0)
+                var low = 0
+                for high in sorted.indices {
+                    while sorted[high] - sorted[low] > span { low += 1 }
+                    if high - low + 1 > best.count { best = (low, high - low + 1) }
+                }
+                window = sorted[best.start]...(sorted[best.start] &+ span)
+            }
+            records = found.filter { window.contains($0.key) }
+            let top = records.keys.max() ?? range.lowerBound
+            range = (range.lowerBound == 0 ? (records.keys.min() ?? 0) : range.lowerBound)...max(top, range.lowerBound == 0 ? (records.keys.min() ?? 0) : range.lowerBound)
         }
         for sequence in records.keys.sorted() {
             storage.append(contentsOf: records[sequence]!)
@@ -195,7 +218,7 @@ struct SalvagedRecords: Sendable {
             if sequence > expected { missing.append(expected...(sequence - 1)) }
             expected = sequence + 1
         }
-        if expected <= range.upperBound { missing.append(expected...range.upperBound) }
+        if expected <= range.upperBound, !sequences.isEmpty || range.lowerBound > 0 { missing.append(expected...range.upperBound) }
     }
 
     var count: Int { sequences.count }
