@@ -18,7 +18,7 @@ struct Stress: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Stop after this many events (0: run until killed).")
     var count: Int = 0
 
-    @Flag(help: "Keep going when a flush fails (print \"flush-failed <error>\") instead of stopping.")
+    @Flag(help: "Keep going when a flush fails (print \"flush-failed <last appended sequence> <code> <message>\") instead of stopping.")
     var continueOnError = false
 
     func validate() throws {
@@ -45,11 +45,12 @@ struct Stress: AsyncParsableCommand {
                 }
                 appended += 1
             }
+            let target = eventLog.statistics.appended
             do {
                 let durable = try await eventLog.flush()
                 print("acked \(durable)")
             } catch let error as TelemetryFlowError where continueOnError {
-                print("flush-failed \(error.code) \(error.message)")
+                print("flush-failed \(target) \(error.code) \(error.message)")
             }
             fflush(nil)
         }

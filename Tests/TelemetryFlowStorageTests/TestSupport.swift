@@ -113,6 +113,12 @@ final class LineCollector: @unchecked Sendable {
         return lines.count >= count
     }
 
+    /// The lines seen so far.
+    func snapshot() -> [String] {
+        condition.lock(); defer { condition.unlock() }
+        return lines
+    }
+
     /// Waits for the end of the stream (the process has exited) and returns every line.
     func finish() -> [String] {
         condition.lock(); defer { condition.unlock() }

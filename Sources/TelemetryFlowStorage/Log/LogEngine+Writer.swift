@@ -131,7 +131,7 @@ extension LogEngine {
             // batch (producers then wait for queue space) until the bounded wait runs out.
             lastError.withLock { $0 = error.description }
             writer.lastWriteError = error
-            let full = Self.isDiskFull(error)
+            let full = isDiskFull(error)
             if full && configuration.quotaPolicy == .dropOldest && writer.segments.count > 1 && dropOldestSegment() { return }
             if (full && configuration.quotaPolicy == .dropNewest) || monotonicNanos() - pending.since >= blockNanos {
                 dropPending(pending.count, reason: .storageError)
@@ -178,9 +178,15 @@ extension LogEngine {
         publishProcessed(writer.committed)
     }
 
-    static func isDiskFull(_ error: TelemetryFlowError) -> Bool {
+    /// Whether `error` means there was no room. LMDB reports a short write as EIO, so an EIO while the file
+    /// system has less than a segment free counts as a full disk too.
+    func isDiskFull(_ error: TelemetryFlowError) -> Bool {
         guard let code = (error.underlying as? CResultCode)?.code else { return false }
-        return code == ENOSPC || code == EDQUOT || code == MDB_MAP_FULL
+        if code == ENOSPC || code == EDQUOT || code == MDB_MAP_FULL { return true }
+        guard code == EIO else { return false }
+        var fs = statvfs()
+        guard statvfs(directory, &fs) == 0 else { return false }
+        return UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < UInt64(configuration.segmentSize)
     }
 
     private func writeRecords(offset: Int, firstSequence: UInt64, count: Int) throws(TelemetryFlowError) {

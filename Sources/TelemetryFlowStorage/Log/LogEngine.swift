@@ -67,7 +67,8 @@ final class LogEngine: @unchecked Sendable {
     func recordDrop(_ range: ClosedRange<UInt64>, reason: DropReason, cause: TelemetryFlowError?) {
         let error: TelemetryFlowError
         if let cause {
-            let code: TelemetryFlowError.Code = LogEngine.isDiskFull(cause) ? .diskFull : (cause.code == .io ? .io : .storage)
+            let errno = (cause.underlying as? CResultCode)?.code
+            let code: TelemetryFlowError.Code = isDiskFull(cause) ? .diskFull : (cause.code == .io || errno == EIO ? .io : .storage)
             error = TelemetryFlowError(code, "writing failed (\(reason)): \(cause.message)", underlying: cause.underlying)
         } else {
             error = TelemetryFlowError(.quotaExceeded, "the disk quota of \(configuration.quotaBytes) bytes is full (\(reason))")
