@@ -28,6 +28,9 @@ struct LogOptions: ParsableArguments {
     @Option(help: "Quota policy: block, drop_oldest or drop_newest.")
     var quotaPolicy: String = "block"
 
+    @Option(parsing: .unconditional, help: "Longest wait, in milliseconds, for queue space or a failing write before events are dropped.")
+    var blockTimeoutMs: Int = 1000
+
     func validate() throws {
         guard segmentSize > 0 else { throw ValidationError("--segment-size must be a positive number of bytes, not \(segmentSize)") }
         guard quota > 0 else { throw ValidationError("--quota must be a positive number of bytes, not \(quota)") }
@@ -40,6 +43,7 @@ struct LogOptions: ParsableArguments {
         configuration.segmentSize = segmentSize
         configuration.quotaBytes = UInt64(max(0, quota))
         configuration.quotaPolicy = try QuotaPolicy(parsing: quotaPolicy)
+        configuration.blockTimeoutMilliseconds = blockTimeoutMs
         try configuration.validate()
         return configuration
     }

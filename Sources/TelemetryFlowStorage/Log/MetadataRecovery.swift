@@ -8,11 +8,12 @@ enum MetadataRecovery {
     /// files, which ``LogRecovery`` adopts) when it cannot be trusted.
     static func load(directory: String, configuration: LogConfiguration, report: inout RecoveryReport) throws -> MetadataStore {
         let path = directory + "/" + MetadataStore.fileName
+        // A rebuild or creation that stopped before its rename left only its temporary file.
+        PosixFile.removeTree(path + LogRecovery.rebuildSuffix)
+        PosixFile.remove(path + LogRecovery.rebuildSuffix + "-lock")
         let names = try PosixFile.list(directory)
         let ours = names.filter { Segment.id(fromFileName: $0) != nil || $0 == MetadataBackup.fileName }
         let noSync = configuration.durability != .always
-        PosixFile.removeTree(path + LogRecovery.rebuildSuffix)
-        PosixFile.remove(path + LogRecovery.rebuildSuffix + "-lock")
 
         guard names.contains(MetadataStore.fileName) else {
             if ours.isEmpty {
@@ -22,9 +23,20 @@ enum MetadataRecovery {
                         .notALog,
                         "\(directory) is not a TelemetryFlow log: it holds other files (such as \(example)) and no \(MetadataStore.fileName); give an empty or new directory")
                 }
+                // Created beside its name and renamed into place, so that a meta.mdb always has a layout version
+                // (a failed or killed creation leaves only the temporary file, removed by the next open).
+                let temporary = path + LogRecovery.rebuildSuffix
+                do {
+                    let fresh = try MetadataStore(path: temporary, noSync: true)
+                    defer { fresh.env.close() }
+                    try fresh.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try fresh.setLayoutVersion(txn) }
+                    try fresh.env.sync()
+                }
+                PosixFile.remove(temporary + "-lock")
                 PosixFile.remove(path + "-lock")
+                try PosixFile.rename(temporary, path)
+                try PosixFile.syncDirectory(directory)
                 let meta = try MetadataStore(path: path, noSync: noSync)
-                try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try meta.setLayoutVersion(txn) }
                 report.created = true
                 return meta
             }
