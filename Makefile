@@ -6,7 +6,13 @@ PYTHON ?= python3
 APT_PACKAGES := liblmdb-dev libcurl4-openssl-dev libnghttp2-dev zlib1g-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: deps test-deps build demo test bench clean
+.PHONY: deps test-deps build demo test fuzz bench clean
+
+# The durability suites (fault injection, damage, full disk, I/O errors) keep both cores busy with child processes;
+# they run after the others so that the export suites' timing is not starved by them.
+DURABILITY_SUITES := RecoveryFaultTests|DamageSuiteTests|IOFaultTests|FullDiskTests
+FUZZ_CASES ?= 3000
+FUZZ_SECONDS ?= 120
 
 deps:
 	@if ! pkg-config --exists lmdb libcurl zlib 2>/dev/null || ! dpkg -s libnghttp2-dev >/dev/null 2>&1; then \
@@ -27,13 +33,25 @@ demo: build
 # The whole suite on the installed libcurl, then the transport and export suites again on bookworm-backports'
 # libcurl 8 (downloaded, not installed) so that both HTTP/2 connection paths are tested (Docs/Export.md).
 test: deps test-deps
-	$(SWIFT) test
+	$(SWIFT) test --skip '$(DURABILITY_SUITES)'
+	$(SWIFT) test --skip-build --filter '$(DURABILITY_SUITES)'
 	@if lib=$$(bash Tests/Support/fetch-libcurl8.sh .build/libcurl8); then \
 		echo "== transport and export suites again with $$(ls .build/libcurl8/download)"; \
 		LD_LIBRARY_PATH=$$lib $(SWIFT) test --skip-build --filter 'HTTP2ConnectionTests|TLSTests|ExportIntegrationTests|DemoExportTests'; \
 	else \
 		echo "== note: libcurl 8 could not be fetched (see above); only the installed libcurl's HTTP/2 path was tested"; \
 	fi
+
+# Thousands of damage cases (TFLOW_DAMAGE_CASES, a new seed each run unless TFLOW_DAMAGE_SEED is set), then the
+# libFuzzer targets for the record codec and protobuf reader and for the LMDB page walker, FUZZ_SECONDS each.
+fuzz: deps
+	$(SWIFT) build --build-tests
+	TFLOW_DAMAGE_CASES=$${TFLOW_DAMAGE_CASES:-$(FUZZ_CASES)} TFLOW_DAMAGE_SEED=$${TFLOW_DAMAGE_SEED:-$$(date +%s)} \
+		$(SWIFT) test --skip-build --filter DamageSuiteTests
+	bash Tests/Fuzz/build.sh
+	mkdir -p .build/fuzz/corpus-codec .build/fuzz/corpus-walker
+	.build/fuzz/codec-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 .build/fuzz/corpus-codec
+	.build/fuzz/walker-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 .build/fuzz/corpus-walker
 
 bench: deps
 	$(SWIFT) build -c release --product tflow-bench

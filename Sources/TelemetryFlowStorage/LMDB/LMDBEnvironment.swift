@@ -11,7 +11,13 @@ func lmdbCheck(_ rc: Int32, _ what: @autoclosure () -> String) throws(TelemetryF
 
 func lmdbError(_ rc: Int32, _ what: String) -> TelemetryFlowError {
     let text = String(cString: mdb_strerror(rc))
-    let code: TelemetryFlowError.Code = rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ? .corruptedRecord : .storage
+    let code: TelemetryFlowError.Code
+    switch rc {
+    case MDB_CORRUPTED, MDB_PAGE_NOTFOUND: code = .corruptedRecord
+    case ENOSPC, EDQUOT, MDB_MAP_FULL: code = .diskFull
+    case EIO: code = .io
+    default: code = .storage
+    }
     return TelemetryFlowError(code, "\(what): \(text)", underlying: CResultCode(library: "lmdb", code: rc, text: text))
 }
 
@@ -120,14 +126,4 @@ func withVal<T>(_ bytes: [UInt8], _ body: (inout MDB_val) throws(TelemetryFlowEr
         do throws(TelemetryFlowError) { return .success(try body(&val)) } catch { return .failure(error) }
     }
     return try result.get()
-}
-
-/// Big-endian 8-byte keys sort numerically under LMDB's default byte comparison.
-func sequenceKey(_ seq: UInt64) -> [UInt8] {
-    withUnsafeBytes(of: seq.bigEndian) { Array($0) }
-}
-
-func sequence(fromKey raw: UnsafeRawBufferPointer) -> UInt64? {
-    guard raw.count == 8 else { return nil }
-    return UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self))
 }

@@ -442,3 +442,9 @@ struct LMDBPageWalker {
     }
 }
 
+
+/// The sequence an 8-byte key names, or nil for a key of another size.
+func sequence(fromKey raw: UnsafeRawBufferPointer) -> UInt64? {
+    guard raw.count == 8 else { return nil }
+    return UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self))
+}

@@ -176,7 +176,8 @@ enum LogRecovery {
                 // The walker may still find an intact older copy of a damaged record in a page LMDB no longer uses.
                 problem = "\(damagedRecords.count) records fail their checksum (first sequence \(damagedRecords[0]))"
             }
-            if problem == nil, isLast, !adopted, storedThrough >= record.firstSequence, (keys.last ?? 0) < storedThrough {
+            let end = max(keys.last ?? 0, record.firstSequence > 0 ? record.firstSequence - 1 : 0)
+            if problem == nil, isLast, !adopted, storedThrough >= record.firstSequence, end < storedThrough, !lost.covers((end + 1)...storedThrough) {
                 // A sound tree that ends early: its newest meta page is an older one (a damaged transaction id).
                 problem = "its newest tree ends at sequence \(keys.last ?? 0); the metadata recorded writes through \(storedThrough)"
             }

@@ -317,5 +317,10 @@ struct LostRanges: Sendable, Equatable {
         return false
     }
 
+    /// Whether every sequence of `range` is in the set.
+    func covers(_ range: ClosedRange<UInt64>) -> Bool {
+        ranges.contains { $0.lowerBound <= range.lowerBound && range.upperBound <= $0.upperBound }
+    }
+
     var total: UInt64 { ranges.reduce(0) { $0 + ($1.upperBound - $1.lowerBound + 1) } }
 }
