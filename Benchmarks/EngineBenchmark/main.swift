@@ -280,6 +280,67 @@ for (modeName, durability) in modes {
     }
 }
 
+/// What checking a backlog costs: page checksums at seal and before a first read, the page walker's validation of
+/// the active segment at open, salvage of a damaged segment, and opening a log with a large backlog.
+@MainActor func verificationFigures() throws {
+    let dir = freshDirectory("verify")
+    var config = configuration(dir, .never)
+    config.quotaBytes = 4 << 30
+    let count = max(eventCount * 5, 1_000_000)
+    do {
+        let log = try EventLog(config)
+        for n in 0..<count { _ = log.append(spanEvent, timestampUnixNano: UInt64(n)) }
+        let done = DispatchSemaphore(value: 0)
+        Task.detached { _ = try? await log.flush(); done.signal() }
+        done.wait()
+        log.close()
+    }
+    let segments = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") && $0.hasSuffix(".mdb") }.sorted()
+    let sealed = segments.dropLast().map { dir + "/" + $0 }
+    let sealedBytes = sealed.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
+    let gib = Double(sealedBytes) / Double(1 << 30)
+    func timed(_ body: () throws -> Void) rethrows -> Double {
+        let t0 = monotonic()
+        try body()
+        return Double(monotonic() - t0) / 1e6
+    }
+    var checksumMs: [Double] = []
+    var verifyMs: [Double] = []
+    for _ in 0..<runs {
+        checksumMs.append(try timed { for path in sealed { _ = try VerificationProbe.checksum(path: path) } })
+        verifyMs.append(try timed { for path in sealed { let ok = try VerificationProbe.verify(path: path); precondition(ok) } })
+    }
+    emit([("bench", "page_checksums"), ("sealed_segments", sealed.count), ("sealed_gib", gib),
+          ("compute_ms_per_gib", median(checksumMs) / gib), ("verify_ms_per_gib", (median(verifyMs) - median(checksumMs)) / gib),
+          ("runs_ms", runList(checksumMs)), ("note", "page cache warm; verify = read and compare")])
+    let one = sealed[0]
+    let oneBytes = Double((try? FileManager.default.attributesOfItem(atPath: one)[.size] as? Int) ?? 1)
+    var validateMs: [Double] = []
+    var salvageMs: [Double] = []
+    var records = 0
+    for _ in 0..<runs {
+        validateMs.append(try timed { records = try VerificationProbe.validate(path: one).records })
+        salvageMs.append(try timed { let kept = try VerificationProbe.salvage(path: one); precondition(kept == records) })
+    }
+    emit([("bench", "page_walker"), ("segment_mib", oneBytes / 1_048_576), ("records", records),
+          ("validate_ms_per_gib", median(validateMs) * Double(1 << 30) / oneBytes),
+          ("salvage_mib_per_s", oneBytes / 1_048_576 / (median(salvageMs) / 1000)), ("salvage_records_per_s", Double(records) / (median(salvageMs) / 1000)),
+          ("validate_runs_ms", runList(validateMs))])
+    var openMs: [Double] = []
+    var firstReadMs: [Double] = []
+    for _ in 0..<runs {
+        var log: EventLog?
+        openMs.append(try timed { log = try EventLog(config) })
+        firstReadMs.append(try timed { _ = try log!.read(after: 0, maxCount: 1) })
+        log!.close()
+    }
+    emit([("bench", "open_backlog"), ("events", count), ("segments", segments.count), ("open_ms", median(openMs)),
+          ("first_read_of_a_sealed_segment_ms", median(firstReadMs)), ("open_runs_ms", runList(openMs))])
+    try? FileManager.default.removeItem(atPath: dir)
+}
+
+if only?[0] == "verify" || only == nil { try verificationFigures() }
+
 /// Codec cost alone: ns to encode one record into a stack scratch writer, as `append` does before it takes the
 /// queue's lock.
 func encodeNanos(_ event: TelemetryEvent) -> Double {

@@ -431,6 +431,8 @@ enum WriterOperation: Sendable {
     /// Record sequence ranges a reader found lost or damaged and, with `damagedSegment`, mark that segment as
     /// read through the page walker from now on.
     case recordLost([(ClosedRange<UInt64>, String)], damagedSegment: UInt64?)
+    /// Store the page checksums the sealer computed for a sealed segment.
+    case storeChecksums(UInt64, PageChecksums)
     /// Wake the writer to re-check retention and quota now.
     case collect
 }

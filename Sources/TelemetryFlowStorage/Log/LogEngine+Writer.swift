@@ -237,9 +237,8 @@ extension LogEngine {
 
     /// Seals the active segment and starts a new one whose sequences begin at `firstSequence`.
     ///
-    /// Crash-safe in this order: the sealed file's page checksums are computed (it takes no more writes); one
-    /// metadata transaction seals it, stores the checksums and names the next segment; then the next file is
-    /// created. An open after a kill between the steps either still finds the old segment active or creates the
+    /// Crash-safe in this order: one metadata transaction seals it and names the next segment; then the next file
+    /// is created; then the sealer thread computes the sealed file's page checksums and the writer stores them. An open after a kill between the steps either still finds the old segment active or creates the
     /// named successor. When the successor cannot be created (a full disk), nothing more is written to the sealed
     /// file and the next commit retries.
     private func roll(firstSequence: UInt64) throws(TelemetryFlowError) {
@@ -249,15 +248,13 @@ extension LogEngine {
             active.record.lastSequence = max(writer.committed, active.record.firstSequence)
             active.record.sealedAtNanos = wallClockNanos()
         }
-        let sums = try PageChecksums.compute(path: active.segment.path)
-        active.record.bytes = sums.fileSize
+        active.record.bytes = PosixFile.size(active.segment.path) ?? active.segment.usedBytes
         CrashPoint.hit("roll.checksummed")
         let next = SegmentRecord(id: active.record.id + 1, firstSequence: firstSequence)
         let counters = counterSnapshot()
         let sealed = active.record
         try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
             try meta.putSegment(txn, sealed)
-            try meta.putChecksums(txn, id: sealed.id, sums)
             try meta.putSegment(txn, next)
             try meta.putCounters(txn, counters)
         }
@@ -276,13 +273,18 @@ extension LogEngine {
         // to the kernel.
         if syncer != nil { writer.sealedSinceSync.append(active.segment.path) }
         publishSegments()
-        writeBackup()
+        // The sealed file takes no more writes: its page checksums are computed off this thread, then stored.
+        sealer?.request(.checksum(id: sealed.id, path: active.segment.path))
+        sealer?.request(.backup)
     }
 
     /// Refreshes `meta.backup` (best effort: a failure is reported in the statistics, the metadata itself is intact).
     func writeBackup() {
         do {
-            try MetadataBackup.write(meta, directory: directory, sync: configuration.durability == .always)
+            // The writer (at close) and the sealer both write it: one at a time, through the same temporary file.
+            try backupLock.withLock { _ throws(TelemetryFlowError) in
+                try MetadataBackup.write(meta, directory: directory, sync: configuration.durability == .always)
+            }
         } catch {
             lastError.withLock { $0 = "cannot write the metadata backup: \(error)" }
         }
@@ -399,6 +401,13 @@ extension LogEngine {
                     if let record { try meta.putSegment(txn, record) }
                     try meta.putCounters(txn, counters)
                 }
+            case .storeChecksums(let id, let sums):
+                // Only for a segment still in the log and not found damaged since.
+                guard let index = writer.segments.firstIndex(where: { $0.record.id == id }), index < writer.segments.count - 1,
+                    !writer.segments[index].record.isDamaged
+                else { break }
+                try? meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try meta.putChecksums(txn, id: id, sums) }
+                sealer?.request(.backup)
             case .collect:
                 collectGarbage()
             }

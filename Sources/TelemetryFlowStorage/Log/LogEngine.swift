@@ -30,6 +30,9 @@ final class LogEngine: @unchecked Sendable {
     private let thread = Mutex<WriterThread?>(nil)
     /// Syncs files off the writer thread under ``Durability/interval(milliseconds:)``; nil in the other modes.
     let syncer: BackgroundSyncer?
+    /// Checksums sealed segments and refreshes the metadata backup off the writer thread (set in `start()`).
+    private(set) var sealer: SegmentSealer?
+    let backupLock = Mutex(())
 
     /// Writer-thread state: touched only by the writer thread after `start()`.
     var writer: WriterState
@@ -116,6 +119,9 @@ final class LogEngine: @unchecked Sendable {
 
     func start() {
         let engine = self
+        sealer = SegmentSealer(
+            store: { id, sums in _ = engine.queue.submit(.storeChecksums(id, sums)) },
+            backup: { engine.writeBackup() })
         thread.withLock { $0 = WriterThread(name: "tflow-writer") { engine.writerMain() } }
     }
 
@@ -376,6 +382,7 @@ final class LogEngine: @unchecked Sendable {
             return t
         }
         writerThread?.join()
+        sealer?.stop()
         syncer?.stop()
         // Release the files so the log can be reopened, here or by another process. Readers still inside a
         // segment keep its environment open until they finish.

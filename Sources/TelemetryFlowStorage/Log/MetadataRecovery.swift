@@ -158,7 +158,7 @@ extension MetadataBackup {
     }
 
     /// Writes every entry of `meta` to `meta.backup` through a temporary file, a sync and a rename.
-    static func write(_ meta: MetadataStore, directory: String, sync: Bool = true) throws {
+    static func write(_ meta: MetadataStore, directory: String, sync: Bool = true) throws(TelemetryFlowError) {
         let entries = try meta.env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in try meta.dump(txn) }
         try PosixFile.writeAtomically(directory + "/" + fileName, encode(entries), sync: sync)
         CrashPoint.hit("backup.written")
