@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
 # The durability suites (fault injection, damage, full disk, I/O errors) keep both cores busy with child processes;
 # they run after the others so that the export suites' timing is not starved by them.
-DURABILITY_SUITES := RecoveryFaultTests|DamageSuiteTests|IOFaultTests|FullDiskTests
+DURABILITY_SUITES := RecoveryFaultTests|DamageSuiteTests|IOFaultTests|FullDiskTests|DurabilityFindingsTests
 FUZZ_CASES ?= 3000
 FUZZ_SECONDS ?= 120
 

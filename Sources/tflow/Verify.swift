@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import TelemetryFlow
 
-/// Opens a log, reads it to the end, optionally appends to it, and prints what it found as one JSON object.
+/// Opens a log, reads it to the end, optionally appends to it, and prints what it found as one JSON object
+/// (`events` and `ranges` count the events appended to it; the log's own `data_lost` notices are `lossEvents`).
 ///
 /// The damage and fault-injection tests run it as a child process against damaged copies of a log: it must
 /// never die of a signal or hang, and what it prints says what was read back and what was counted lost.
@@ -37,13 +38,20 @@ struct Verify: AsyncParsableCommand {
         var ranges: [[UInt64]] = []
         var events = 0
         var undecodable = 0
+        var lossEvents = 0
         var position: UInt64 = 0
         var batches = 0
         while true {
             let batch = try log.read(after: position, maxCount: 8192)
             for event in batch {
+                let decoded = try? event.decode()
+                if case .lifecycle(let lifecycle) = decoded, lifecycle.kind == .dataLost {
+                    // The log's own notices of loss are reported apart from the events it was given.
+                    lossEvents += 1
+                    continue
+                }
                 events += 1
-                if (try? event.decode()) == nil { undecodable += 1 }
+                if decoded == nil { undecodable += 1 }
                 if let last = ranges.last, last[1] + 1 == event.sequence { ranges[ranges.count - 1][1] = event.sequence } else { ranges.append([event.sequence, event.sequence]) }
             }
             batches += 1
@@ -70,7 +78,7 @@ struct Verify: AsyncParsableCommand {
         let statistics = log.statistics
         log.close()
         var out: [String: Any] = [
-            "events": events, "ranges": ranges, "undecodable": undecodable, "corrupted": statistics.corrupted,
+            "events": events, "ranges": ranges, "lossEvents": lossEvents, "undecodable": undecodable, "corrupted": statistics.corrupted,
             "openCorrupted": report.corruptedRecords, "lastSequence": statistics.lastSequence,
             "salvaged": report.salvagedSegments, "adopted": report.adoptedSegments, "removed": report.removedOrphans,
             "problems": report.problems, "lostRanges": report.lostRanges.map { [$0.lowerBound, $0.upperBound] },

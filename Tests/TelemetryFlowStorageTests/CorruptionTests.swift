@@ -48,9 +48,14 @@ import Testing
         #expect(events.count == 297)
         #expect(Set(events.map(\.sequence)).isDisjoint(with: damaged.map { UInt64($0 + 1) }))
         #expect(log.statistics.corrupted == 3, "each damaged record is counted once, however often it is read")
-        #expect(log.append(counterEvent(1), timestampUnixNano: 1).sequence == 301)
+        // The open announced the loss in a data_lost lifecycle event (sequence 301), then the log takes appends.
+        #expect(log.append(counterEvent(1), timestampUnixNano: 1).sequence == 302)
         try await log.flush()
-        #expect(try readAll(log, after: 300).count == 1)
+        let after = try readAll(log, after: 300)
+        #expect(after.count == 2)
+        guard case .lifecycle(let notice) = try after[0].decode() else { Issue.record("no lifecycle event"); return }
+        #expect(notice.kind == .dataLost && notice.attributes["telemetryflow.lost.count"] == .int(3))
+        #expect(notice.attributes["telemetryflow.lost.ranges"] == .string("11,151,300"))
     }
 
     @Test func damageInASealedSegmentIsFoundByItsPageChecksumsWhenFirstRead() async throws {
@@ -80,9 +85,15 @@ import Testing
         #expect(!batch.contains { $0.sequence == 6 })
         #expect(batch.endSequence == 1001, "a consumer advances past the damaged record")
         let all = try readAll(log)
-        #expect(all.count == count - 1, "every other record of the damaged segment is read back")
+        #expect(all.filter { $0.type != .lifecycle }.count == count - 1, "every other record of the damaged segment is read back")
         #expect(log.statistics.corrupted == 1)
-        #expect(log.statistics.lastError?.contains("failed verification") == true)
+        #expect(log.statistics.lostRanges == [6...6])
+        // The first read announced the loss, naming the segment.
+        let notice = try #require(all.last.flatMap { event -> LifecycleEvent? in
+            if case .lifecycle(let l) = try event.decode() { return l } else { return nil }
+        })
+        #expect(notice.kind == .dataLost && notice.attributes["telemetryflow.lost.segment"] == .string("segment-0000000000000001.mdb"))
+        #expect(notice.attributes["telemetryflow.lost.reason"].map { "\($0)".contains("failed verification") } == true)
     }
 
     @Test func truncatedSegmentIsSalvagedAndTheLogStillOpensAndAppends() async throws {
@@ -110,7 +121,7 @@ import Testing
         let report = log.recoveryReport
         #expect(report.salvagedSegments.count == 1, "\(report)")
         #expect(report.corruptedRecords > 0, "the records past the cut are counted")
-        let events = try readAll(log)
+        let events = try readAll(log).filter { $0.type != .lifecycle }
         #expect(events.map(\.sequence).prefix(Int(lastSealed)) == ArraySlice(1...lastSealed), "sealed segments are intact")
         #expect(UInt64(events.count) + report.corruptedRecords == 20000, "every record is either kept or counted")
         #expect(dir.files(in: "log/quarantine").count == 1, "the damaged file is kept for inspection")

@@ -85,12 +85,17 @@ public struct LifecycleEvent: Sendable, Hashable {
         public static let shutdown = Kind(rawValue: 2)
         public static let configured = Kind(rawValue: 3)
         public static let recovered = Kind(rawValue: 4)
+        /// Stored events were found lost or damaged (recovery, or the first read of a damaged segment); the
+        /// attributes `telemetryflow.lost.count`, `telemetryflow.lost.ranges` (`first-last,…`),
+        /// `telemetryflow.lost.reason` and, when known, `telemetryflow.lost.segment` say what and why.
+        public static let dataLost = Kind(rawValue: 5)
         public var description: String {
             switch rawValue {
             case 1: return "started"
             case 2: return "shutdown"
             case 3: return "configured"
             case 4: return "recovered"
+            case 5: return "data_lost"
             default: return "kind(\(rawValue))"
             }
         }

@@ -34,6 +34,10 @@ public final class EventLog: Sendable {
         try configuration.validate()
         engine = try LogEngine(configuration: configuration)
         engine.start()
+        let report = engine.recoveryReport
+        if !report.lostRanges.isEmpty {
+            engine.announceLoss(report.lostRanges, reason: (report.salvagedSegments + report.problems).joined(separator: "; "), segment: nil)
+        }
     }
 
     deinit { engine.close() }

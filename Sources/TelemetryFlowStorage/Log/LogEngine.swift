@@ -338,6 +338,23 @@ final class LogEngine: @unchecked Sendable {
         guard !fresh.isEmpty else { return }
         corruptedTotal.add(UInt64(fresh.count), ordering: .relaxed)
         _ = queue.submit(.recordLost(fresh.map { ($0.key...$0.key, $0.value) }, damagedSegment: nil))
+        let sorted = fresh.keys.sorted()
+        announceLoss(sorted.map { $0...$0 }, reason: fresh[sorted[0]] ?? "a record fails its checksum", segment: nil)
+    }
+
+    /// Appends a ``LifecycleEvent/Kind/dataLost`` event saying what was lost and why, so that the loss travels with
+    /// the telemetry to every exporter, not only into the statistics.
+    func announceLoss(_ ranges: [ClosedRange<UInt64>], reason: String, segment: String?) {
+        guard !ranges.isEmpty else { return }
+        let count = ranges.reduce(UInt64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
+        let text = ranges.prefix(64).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ",")
+            + (ranges.count > 64 ? ",…" : "")
+        var attributes: Attributes = [
+            "telemetryflow.lost.count": .int(Int64(clamping: count)), "telemetryflow.lost.ranges": .string(text),
+            "telemetryflow.lost.reason": .string(String(reason.prefix(512))),
+        ]
+        if let segment { attributes.set("telemetryflow.lost.segment", .string(segment)) }
+        _ = append(.lifecycle(LifecycleEvent(kind: .dataLost, attributes: attributes)), timestampUnixNano: wallClockNanos())
     }
 
     /// Counts what the first read of a damaged sealed segment could not recover, and has the writer record it
@@ -349,6 +366,7 @@ final class LogEngine: @unchecked Sendable {
         corruptedTotal.add(fresh, ordering: .relaxed)
         lastError.withLock { $0 = reason }
         _ = queue.submit(.recordLost(damage.lost.map { ($0, reason) }, damagedSegment: segment.id))
+        if fresh > 0 { announceLoss(damage.lost, reason: reason, segment: Segment.fileName(id: segment.id)) }
     }
 
     // MARK: Status
@@ -369,6 +387,7 @@ final class LogEngine: @unchecked Sendable {
             diskBytes: diskBytes.load(ordering: .relaxed),
             cursors: cursorState.withLock { $0 },
             droppedPerCursor: droppedPerCursor.withLock { $0 },
+            lostRanges: lost.withLock { $0.ranges },
             lastError: lastError.withLock { $0 } ?? syncer?.lastFailure.withLock { $0 })
     }
 

@@ -104,6 +104,7 @@ enum LogRecovery {
         var highest: UInt64 = max(counters["high_water"] ?? 0, backup["high_water"] ?? 0, cursors.values.max() ?? 0, lost.ranges.last?.upperBound ?? 0)
         var segments: [SegmentState] = []
         var newLost: [(ClosedRange<UInt64>, String)] = []
+        var salvagedLost: [ClosedRange<UInt64>] = []
         var toStore: [SegmentRecord] = []
         var toDelete: [UInt64] = []
         var newChecksums: [UInt64: PageChecksums] = [:]
@@ -200,6 +201,7 @@ enum LogRecovery {
                 if isLast {
                     // The loss is committed with the salvage's intent, before the rename hides the damage.
                     newLost.removeAll { entry in missing.contains(entry.0) }
+                    salvagedLost += missing
                     try salvageActive(path: path, id: record.id, records: salvaged, lost: missing.map { ($0, "\(name) was damaged: \(problem)") },
                                       meta: meta, directory: directory, configuration: configuration)
                     try meta.env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in
@@ -279,7 +281,7 @@ enum LogRecovery {
         if report.metadataRebuilt != nil || !toStore.isEmpty || !toDelete.isEmpty { try? MetadataBackup.write(meta, directory: directory) }
         report.corruptedRecords = lost.total - before
         report.lastSequence = nextSequence - 1
-        report.lostRanges = lost.ranges.filter { range in newLost.contains { $0.0.overlaps(range) } }
+        report.lostRanges = (newLost.map(\.0) + salvagedLost).sorted { $0.lowerBound < $1.lowerBound }
         return Opened(meta: meta, lock: lock, report: report, segments: segments, cursors: cursors, lost: lost, counters: counters, nextSequence: nextSequence)
     }
 

@@ -20,6 +20,8 @@ public struct LogStatistics: Sendable, Hashable {
     public var cursors: [String: UInt64]
     /// Events that consumers lost to ``QuotaPolicy/dropOldest``, per cursor.
     public var droppedPerCursor: [String: UInt64]
+    /// The sequence ranges found lost or damaged since the log was created (each counted once in ``corrupted``).
+    public var lostRanges: [ClosedRange<UInt64>]
     /// The last storage error, if writing is failing now.
     public var lastError: String?
 
