@@ -128,6 +128,10 @@ struct LMDBPageWalker {
         }
         let lastPage = u64(136)
         guard lastPage >= 1, lastPage < UInt64(Int32.max) else { return nil }
+        // LMDB writes transaction n to meta page n % 2 and picks the page by that parity from the transaction id
+        // it finds, so a meta page whose id has the other parity is damaged (a new file has id 0 in both).
+        let transaction = u64(144)
+        guard transaction == 0 || transaction & 1 == UInt64(page) else { return nil }
         return Meta(page: page, pageSize: size, lastPage: lastPage, transactionID: u64(144), free: tree(40), main: tree(88))
     }
 

@@ -121,7 +121,8 @@ final class LogEngine: @unchecked Sendable {
         let engine = self
         sealer = SegmentSealer(
             store: { id, sums in _ = engine.queue.submit(.storeChecksums(id, sums)) },
-            backup: { engine.writeBackup() })
+            backup: { engine.writeBackup() },
+            activity: { engine.queue.lastQueuedSequence })
         thread.withLock { $0 = WriterThread(name: "tflow-writer") { engine.writerMain() } }
     }
 

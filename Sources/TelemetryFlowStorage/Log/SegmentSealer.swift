@@ -4,7 +4,8 @@ import TelemetryFlowCore
 /// Computes the page checksums of sealed segments and refreshes `meta.backup`, on a thread of its own at nice +10.
 ///
 /// Checksumming a 64 MiB segment reads it back from the page cache (about 250 ms of CPU per GiB here, most of it
-/// the copy); on the writer thread that stalled appends for 16 ms at every roll. The writer hands each sealed
+/// the copy); on the writer thread that stalled appends for 16 ms at every roll. Here it waits for a pause in
+/// appends (50 ms without one), at most 10 s, so that a burst of appends does not share its cores with it. The writer hands each sealed
 /// segment here and stores the checksums this thread computes (``WriterOperation/storeChecksums(_:_:)``); a
 /// segment sealed by a process that stopped before its checksums were stored is validated page by page before its
 /// first read instead (``Segment/Check/structure``), so the gap costs time, never safety.
@@ -21,13 +22,22 @@ final class SegmentSealer: @unchecked Sendable {
     private var thread: WriterThread?
     private let store: @Sendable (UInt64, PageChecksums) -> Void
     private let backup: @Sendable () -> Void
+    private let activity: @Sendable () -> UInt64
+    /// A checksum waits for a lull in appends (no new event for `quietNanos`), at most `deferNanos`.
+    static let quietNanos: UInt64 = 50_000_000
+    static let deferNanos: UInt64 = 10_000_000_000
 
     /// - Parameters:
     ///   - store: hands computed checksums to the writer.
     ///   - backup: writes `meta.backup`.
-    init(store: @escaping @Sendable (UInt64, PageChecksums) -> Void, backup: @escaping @Sendable () -> Void) {
+    ///   - activity: the last appended sequence, to see when appends pause.
+    init(
+        store: @escaping @Sendable (UInt64, PageChecksums) -> Void, backup: @escaping @Sendable () -> Void,
+        activity: @escaping @Sendable () -> UInt64
+    ) {
         self.store = store
         self.backup = backup
+        self.activity = activity
         let sealer = self
         thread = WriterThread(name: "tflow-sealer") { sealer.run() }
     }
@@ -51,6 +61,29 @@ final class SegmentSealer: @unchecked Sendable {
         running?.join()
     }
 
+    /// Waits until appends pause or the deferral runs out; false when the sealer is stopping.
+    private func waitForLull() -> Bool {
+        let deadline = monotonicNanos() + Self.deferNanos
+        var last = activity()
+        var quietSince = monotonicNanos()
+        while true {
+            let now = monotonicNanos()
+            if now >= deadline || now - quietSince >= Self.quietNanos { return true }
+            monitor.lock()
+            if stopping {
+                monitor.unlock()
+                return false
+            }
+            monitor.wait(0, until: now + 10_000_000)
+            monitor.unlock()
+            let current = activity()
+            if current != last {
+                last = current
+                quietSince = monotonicNanos()
+            }
+        }
+    }
+
     private func run() {
         _ = tf_lower_thread_priority(10)
         while true {
@@ -64,6 +97,10 @@ final class SegmentSealer: @unchecked Sendable {
             monitor.unlock()
             switch task {
             case .checksum(let id, let path):
+                // Reading a segment back costs CPU that producers and the writer need while they are busy; until
+                // the checksums are stored a reader validates the segment page by page instead, so waiting for a
+                // pause costs no safety.
+                guard waitForLull() else { return }
                 // A segment deleted meanwhile needs none.
                 if let sums = try? PageChecksums.compute(path: path) { store(id, sums) }
             case .backup:
