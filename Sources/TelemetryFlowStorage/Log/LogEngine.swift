@@ -396,6 +396,8 @@ final class LogEngine: @unchecked Sendable {
 
     func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Checksums of segments sealed since the last pause are computed now, while the writer can store them.
+        sealer?.finish()
         queue.stop()
         let writerThread = thread.withLock { t -> WriterThread? in
             defer { t = nil }

@@ -16,9 +16,13 @@ final class SegmentSealer: @unchecked Sendable {
         case backup
     }
 
-    private let monitor = Monitor(conditions: 1)
+    private let monitor = Monitor(conditions: 2)
     private var pending: [Task] = []
     private var stopping = false
+    /// A task is being done (guarded by `monitor`).
+    private var working = false
+    /// Do the pending tasks now, without waiting for a pause (set by ``finish()``).
+    private var hurry = false
     private var thread: WriterThread?
     private let store: @Sendable (UInt64, PageChecksums) -> Void
     private let backup: @Sendable () -> Void
@@ -49,6 +53,18 @@ final class SegmentSealer: @unchecked Sendable {
         monitor.signal(0)
     }
 
+    /// Does every pending task now and returns when they are done (the writer must still be running to store the
+    /// checksums). Called when the log closes, so that a log closed right after a burst has its checksums.
+    func finish() {
+        monitor.lock()
+        hurry = true
+        monitor.unlock()
+        monitor.signal(0)
+        monitor.lock()
+        while (!pending.isEmpty || working) && !stopping && thread != nil { monitor.wait(1, until: monotonicNanos() + 100_000_000) }
+        monitor.unlock()
+    }
+
     /// Drops what is still pending (the next open validates those segments instead) and ends the thread.
     func stop() {
         monitor.lock()
@@ -74,6 +90,10 @@ final class SegmentSealer: @unchecked Sendable {
                 monitor.unlock()
                 return false
             }
+            if hurry {
+                monitor.unlock()
+                return true
+            }
             monitor.wait(0, until: now + 10_000_000)
             monitor.unlock()
             let current = activity()
@@ -94,7 +114,14 @@ final class SegmentSealer: @unchecked Sendable {
                 return
             }
             let task = pending.removeFirst()
+            working = true
             monitor.unlock()
+            defer {
+                monitor.lock()
+                working = false
+                monitor.unlock()
+                monitor.broadcast(1)
+            }
             switch task {
             case .checksum(let id, let path):
                 // Reading a segment back costs CPU that producers and the writer need while they are busy; until
