@@ -92,17 +92,7 @@ final class SmallFileSystem {
         #expect(check.status == 0, "\(check.describe)")
         let stored = Set(check.sequences)
         // Each successful flush acknowledged everything after the previous flush's target: all of it is stored.
-        var missing: [UInt64] = []
-        var previous: UInt64 = 0
-        for line in lines {
-            let parts = line.split(separator: " ")
-            if parts.first == "opened", let value = parts.last.flatMap({ UInt64($0.dropFirst(5)) }) { previous = value }
-            if parts.first == "flush-failed", parts.count > 1, let target = UInt64(parts[1]) { previous = target }
-            if parts.first == "acked", parts.count > 1, let through = UInt64(parts[1]) {
-                if through > previous { missing += (previous + 1...through).filter { !stored.contains($0) }.prefix(5) }
-                previous = through
-            }
-        }
+        let missing = acknowledgedButMissing(lines, stored: stored)
         #expect(missing.isEmpty, "acknowledged events are missing: \(missing.prefix(10)) (last acked \(last))")
         #expect(((check.json?["dropped"] as? NSNumber)?.intValue ?? 0) > 0, "the drops are counted: \(check.describe)")
         #expect(check.json?["readBack"] as? Bool == true, "the log takes appends after the disk recovered")

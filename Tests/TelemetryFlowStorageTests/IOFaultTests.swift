@@ -52,17 +52,7 @@ import Testing
             failures.append("\(what): the next open did not recover: \(check.describe)")
         }
         let stored = Set(check.sequences)
-        var previous: UInt64 = 0
-        var missing: [UInt64] = []
-        for line in run.stdout {
-            let parts = line.split(separator: " ")
-            if parts.first == "opened", let value = parts.last.flatMap({ UInt64($0.dropFirst(5)) }) { previous = value }
-            if parts.first == "flush-failed", parts.count > 1, let target = UInt64(parts[1]) { previous = target }
-            if parts.first == "acked", parts.count > 1, let through = UInt64(parts[1]) {
-                if through > previous { missing += (previous + 1...through).filter { !stored.contains($0) }.prefix(5) }
-                previous = through
-            }
-        }
+        let missing = acknowledgedButMissing(run.stdout, stored: stored)
         if !missing.isEmpty { failures.append("\(what): acknowledged events are missing: \(missing.prefix(5))") }
         let failedFlushes = run.stdout.filter { $0.hasPrefix("flush-failed") }
         for line in failedFlushes where !(line.contains(" diskFull ") || line.contains(" io ") || line.contains(" storage ")) {

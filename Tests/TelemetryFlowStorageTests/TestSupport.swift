@@ -207,3 +207,21 @@ func runTflow(
 func copyTree(_ from: String, _ to: String) throws {
     try FileManager.default.copyItem(atPath: from, toPath: to)
 }
+
+/// The sequences that a `tflow stress --continue-on-error` run's output says were acknowledged but that are not in
+/// `stored` (at most five per flush): each `acked T` acknowledges everything after the previous flush's target
+/// (`flush-failed <target> …` lines carry theirs), starting after the `opened last=` line.
+func acknowledgedButMissing(_ lines: [String], stored: Set<UInt64>) -> [UInt64] {
+    var missing: [UInt64] = []
+    var previous: UInt64 = 0
+    for line in lines {
+        let parts = line.split(separator: " ")
+        if parts.first == "opened", let value = parts.last.flatMap({ UInt64($0.dropFirst(5)) }) { previous = value }
+        if parts.first == "flush-failed", parts.count > 1, let target = UInt64(parts[1]) { previous = target }
+        if parts.first == "acked", parts.count > 1, let through = UInt64(parts[1]) {
+            if through > previous { missing += (previous + 1...through).filter { !stored.contains($0) }.prefix(5) }
+            previous = through
+        }
+    }
+    return missing
+}

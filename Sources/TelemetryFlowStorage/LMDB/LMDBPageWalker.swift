@@ -353,32 +353,56 @@ struct LMDBPageWalker {
         return ((base + Self.pageHeaderSize)..<(base + Self.pageHeaderSize + size), pages)
     }
 
-    // MARK: Locations (for tests and tools)
+    // MARK: The page scan
 
-    /// Every leaf node with an 8-byte key in every page whose header is sound, stale copies included, with the
-    /// pages its record occupies (the leaf page, then any overflow pages).
-    func recordLocations() -> [(sequence: UInt64, pages: [Int])] {
-        var out: [(sequence: UInt64, pages: [Int])] = []
+    /// Every node with an 8-byte key in every leaf page whose header is sound, stale copies included, in page order:
+    /// its page, its key, and its value with the pages the value occupies (the leaf page, or its overflow run) —
+    /// nil when the value runs past its page or names an overflow run that is not sound.
+    private func forEachLeafNode(_ body: (_ key: UnsafeRawBufferPointer, _ value: (data: UnsafeRawBufferPointer, pages: Range<Int>)?, _ page: Int) -> Void) {
         for page in 2..<max(2, pageCount) {
             let base = page * pageSize
-            guard u64(base) == UInt64(page), u16(base + 10) & PageFlags.leaf != 0 else { continue }
+            guard u64(base) == UInt64(page) else { continue }
+            let flags = u16(base + 10)
+            guard flags & PageFlags.leaf != 0, flags & (PageFlags.branch | PageFlags.leaf2 | PageFlags.meta | PageFlags.overflow | PageFlags.subpage) == 0 else {
+                continue
+            }
             let lower = Int(u16(base + 12))
             let upper = Int(u16(base + 14))
             guard lower >= Self.pageHeaderSize, lower <= upper, upper <= pageSize else { continue }
             for i in 0..<((lower - Self.pageHeaderSize) / 2) {
                 let offset = Int(u16(base + Self.pageHeaderSize + 2 * i))
-                guard offset >= upper, offset + Self.nodeHeaderSize + 16 <= pageSize, u16(base + offset + 6) == 8,
-                    let sequence = sequence(fromKey: UnsafeRawBufferPointer(rebasing: bytes[(base + offset + 8)..<(base + offset + 16)]))
-                else { continue }
-                var pages = [page]
-                if u16(base + offset + 4) & NodeFlags.bigData != 0 {
-                    let size = Int(u16(base + offset)) | (Int(u16(base + offset + 2)) << 16)
-                    guard let run = overflowRun(at: u64(base + offset + 16), size: size, lastPage: UInt64(pageCount - 1)) else { continue }
+                guard offset >= upper, offset + Self.nodeHeaderSize + 8 <= pageSize, u16(base + offset + 6) == 8 else { continue }
+                let node = base + offset
+                let dataSize = Int(u16(node)) | (Int(u16(node + 2)) << 16)
+                let key = UnsafeRawBufferPointer(rebasing: bytes[(node + 8)..<(node + 16)])
+                let dataStart = node + 16
+                if u16(node + 4) & NodeFlags.bigData != 0 {
+                    guard dataStart + 8 <= base + pageSize,
+                        let run = overflowRun(at: u64(dataStart), size: dataSize, lastPage: UInt64(pageCount - 1))
+                    else {
+                        body(key, nil, page)
+                        continue
+                    }
                     let first = run.data.lowerBound / pageSize
-                    pages += Array(first..<(first + run.pages))
+                    body(key, (UnsafeRawBufferPointer(rebasing: bytes[run.data]), first..<(first + run.pages)), page)
+                } else if dataStart + dataSize <= base + pageSize {
+                    body(key, (UnsafeRawBufferPointer(rebasing: bytes[dataStart..<(dataStart + dataSize)]), page..<(page + 1)), page)
+                } else {
+                    body(key, nil, page)
                 }
-                out.append((sequence, pages))
             }
+        }
+    }
+
+    // MARK: Locations (for tests and tools)
+
+    /// Every record the page scan can reach, stale copies included, with the pages it occupies (its leaf page, then
+    /// any overflow pages).
+    func recordLocations() -> [(sequence: UInt64, pages: [Int])] {
+        var out: [(sequence: UInt64, pages: [Int])] = []
+        forEachLeafNode { key, value, page in
+            guard let value, let sequence = sequence(fromKey: key) else { return }
+            out.append((sequence, value.pages.lowerBound == page ? [page] : [page] + Array(value.pages)))
         }
         return out
     }
@@ -409,37 +433,8 @@ struct LMDBPageWalker {
             }
         }
         // Pages no sound tree reached.
-        for page in 2..<max(2, pageCount) {
-            let base = page * pageSize
-            guard u64(base) == UInt64(page) else { continue }
-            let flags = u16(base + 10)
-            guard flags & PageFlags.leaf != 0, flags & (PageFlags.branch | PageFlags.leaf2 | PageFlags.meta | PageFlags.overflow | PageFlags.subpage) == 0 else {
-                continue
-            }
-            let lower = Int(u16(base + 12))
-            let upper = Int(u16(base + 14))
-            guard lower >= Self.pageHeaderSize, lower <= upper, upper <= pageSize else { continue }
-            for i in 0..<((lower - Self.pageHeaderSize) / 2) {
-                let offset = Int(u16(base + Self.pageHeaderSize + 2 * i))
-                guard offset >= upper, offset + Self.nodeHeaderSize + 8 <= pageSize else { continue }
-                let node = base + offset
-                let dataSize = Int(u16(node)) | (Int(u16(node + 2)) << 16)
-                let nodeFlags = u16(node + 4)
-                guard u16(node + 6) == 8 else { continue }
-                let key = UnsafeRawBufferPointer(rebasing: bytes[(node + 8)..<(node + 16)])
-                let dataStart = node + 16
-                if nodeFlags & NodeFlags.bigData != 0 {
-                    guard dataStart + 8 <= base + pageSize else { continue }
-                    guard let range = overflowRun(at: u64(dataStart), size: dataSize, lastPage: UInt64(pageCount - 1)) else {
-                        if let s = sequence(fromKey: key) { damaged.insert(s) }
-                        continue
-                    }
-                    take(key, UnsafeRawBufferPointer(rebasing: bytes[range.data]))
-                } else {
-                    guard dataStart + dataSize <= base + pageSize else { continue }
-                    take(key, UnsafeRawBufferPointer(rebasing: bytes[dataStart..<(dataStart + dataSize)]))
-                }
-            }
+        forEachLeafNode { key, value, _ in
+            if let value { take(key, value.data) } else if let s = sequence(fromKey: key) { damaged.insert(s) }
         }
         damaged.subtract(records.keys)
         return (records, damaged)
