@@ -84,6 +84,7 @@ struct Verify: AsyncParsableCommand {
             "problems": report.problems, "lostRanges": report.lostRanges.map { [$0.lowerBound, $0.upperBound] },
             "cursors": statistics.cursors, "appended": appendedRange, "readBack": readBack,
             "metadataRebuilt": report.metadataRebuilt ?? "", "dropped": statistics.droppedTotal,
+            "staleReadersCleared": report.staleReadersCleared,
             "lastError": statistics.lastError ?? "",
         ]
         if let flushError { out["flushError"] = flushError }

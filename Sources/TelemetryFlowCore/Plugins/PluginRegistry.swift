@@ -174,6 +174,9 @@ public final class PluginRegistry: Sendable {
 }
 
 /// A chain of processors applied in order; the first drop wins.
+///
+/// It runs on no production path yet: the client layer (not built yet) will run the
+/// configured chain before each append. Until then only code that calls ``process(_:)`` itself applies it.
 public struct ProcessorChain: Sendable {
     public let processors: [any TelemetryProcessor]
 

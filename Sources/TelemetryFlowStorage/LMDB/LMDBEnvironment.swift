@@ -28,6 +28,8 @@ func lmdbError(_ rc: Int32, _ what: String) -> TelemetryFlowError {
 final class LMDBEnvironment: @unchecked Sendable {
     let pointer: OpaquePointer
     let path: String
+    /// Reader slots of dead processes that `mdb_reader_check` cleared when the environment was opened.
+    let staleReadersCleared: Int
     private let isOpen = Mutex(true)
 
     /// - Parameter noLock: no lock file (`MDB_NOLOCK`): only for read-only files nothing writes any more.
@@ -35,6 +37,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         var env: OpaquePointer?
         try lmdbCheck(mdb_env_create(&env), "cannot create LMDB environment for \(path)")
         guard let env else { throw TelemetryFlowError(.storage, "mdb_env_create returned no environment for \(path)") }
+        var cleared = 0
         do throws(TelemetryFlowError) {
             try lmdbCheck(mdb_env_set_mapsize(env, mapSize), "cannot set map size of \(path)")
             try lmdbCheck(mdb_env_set_maxdbs(env, maxDatabases), "cannot set database count of \(path)")
@@ -46,7 +49,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             try lmdbCheck(mdb_env_open(env, path, flags, 0o644), "cannot open LMDB file \(path)")
             if !noLock {
                 var dead: Int32 = 0
-                _ = mdb_reader_check(env, &dead)
+                if mdb_reader_check(env, &dead) == 0 { cleared = Int(dead) }
             }
         } catch {
             mdb_env_close(env)
@@ -54,6 +57,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
         self.pointer = env
         self.path = path
+        staleReadersCleared = cleared
     }
 
     deinit { close() }

@@ -369,10 +369,19 @@ struct LMDBPageWalker {
             let lower = Int(u16(base + 12))
             let upper = Int(u16(base + 14))
             guard lower >= Self.pageHeaderSize, lower <= upper, upper <= pageSize else { continue }
+            // A key is not covered by the record's checksum. Sequences in a leaf page are consecutive (the log only
+            // appends), so a node whose key is one apart from neither neighbour's is a damaged key, not a record.
+            var nodes: [(node: Int, sequence: UInt64)] = []
             for i in 0..<((lower - Self.pageHeaderSize) / 2) {
                 let offset = Int(u16(base + Self.pageHeaderSize + 2 * i))
                 guard offset >= upper, offset + Self.nodeHeaderSize + 8 <= pageSize, u16(base + offset + 6) == 8 else { continue }
-                let node = base + offset
+                nodes.append((base + offset, UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: base + offset + 8, as: UInt64.self))))
+            }
+            for (i, entry) in nodes.enumerated() {
+                let node = entry.node
+                let adjacent = nodes.count == 1 || (i > 0 && nodes[i - 1].sequence &+ 1 == entry.sequence)
+                    || (i + 1 < nodes.count && entry.sequence &+ 1 == nodes[i + 1].sequence)
+                guard adjacent else { continue }
                 let dataSize = Int(u16(node)) | (Int(u16(node + 2)) << 16)
                 let key = UnsafeRawBufferPointer(rebasing: bytes[(node + 8)..<(node + 16)])
                 let dataStart = node + 16

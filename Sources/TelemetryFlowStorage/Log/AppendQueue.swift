@@ -433,6 +433,4 @@ enum WriterOperation: Sendable {
     case recordLost([(ClosedRange<UInt64>, String)], damagedSegment: UInt64?)
     /// Store the page checksums the sealer computed for a sealed segment.
     case storeChecksums(UInt64, PageChecksums)
-    /// Wake the writer to re-check retention and quota now.
-    case collect
 }

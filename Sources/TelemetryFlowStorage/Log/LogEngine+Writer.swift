@@ -408,8 +408,6 @@ extension LogEngine {
                 else { break }
                 try? meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try meta.putChecksums(txn, id: id, sums) }
                 sealer?.request(.backup)
-            case .collect:
-                collectGarbage()
             }
         }
     }

@@ -184,7 +184,8 @@ enum LogRecovery {
             }
             if let problem {
                 let end = isLast ? max(storedThrough, record.lastSequence) : record.lastSequence
-                let floor = adopted ? 0 : record.firstSequence
+                // An adopted segment's first sequence is unknown, but it follows the segments before it.
+                let floor = adopted ? (segments.last.map { $0.record.lastSequence + 1 } ?? 0) : record.firstSequence
                 let salvaged = SalvagedRecords(bytes: bytes, range: floor...UInt64.max)
                 if adopted { record.firstSequence = salvaged.sequences.first ?? 0 }
                 let top = max(end, salvaged.sequences.last ?? 0)
@@ -279,6 +280,7 @@ enum LogRecovery {
         }
         try meta.env.sync()
         if report.metadataRebuilt != nil || !toStore.isEmpty || !toDelete.isEmpty { try? MetadataBackup.write(meta, directory: directory) }
+        report.staleReadersCleared = meta.env.staleReadersCleared + (segments.last?.segment.writable?.env.staleReadersCleared ?? 0)
         report.corruptedRecords = lost.total - before
         report.lastSequence = nextSequence - 1
         report.lostRanges = (newLost.map(\.0) + salvagedLost).sorted { $0.lowerBound < $1.lowerBound }

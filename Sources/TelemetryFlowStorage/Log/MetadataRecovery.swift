@@ -76,6 +76,10 @@ enum MetadataRecovery {
         }
         guard let version else {
             meta.env.close()
+            // Beside segments or a backup, a metadata file without a layout version is a damaged one of ours.
+            guard ours.isEmpty else {
+                return try rebuild(path: path, directory: directory, reason: "\(MetadataStore.fileName) holds no layout version", noSync: noSync, report: &report)
+            }
             throw TelemetryFlowError(.notALog, "\(path) holds no TelemetryFlow layout version; it is not a TelemetryFlow log")
         }
         guard version <= MetadataStore.layoutVersion else {
