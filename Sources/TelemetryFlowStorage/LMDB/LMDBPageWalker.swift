@@ -198,6 +198,25 @@ struct LMDBPageWalker {
         return nil
     }
 
+    /// Validates a segment file: every page as ``validate(subDatabases:fileSize:leaf:)`` does, every key a sequence;
+    /// also returns the first and last sequence, the record count and the sequences whose record fails its checksum
+    /// (those do not make the structure invalid).
+    func validateSegment() -> (problem: String?, first: UInt64?, last: UInt64?, count: Int, damaged: [UInt64]) {
+        var first: UInt64?
+        var last: UInt64?
+        var count = 0
+        var damaged: [UInt64] = []
+        let problem = validate(subDatabases: false) { key, value in
+            guard let sequence = sequence(fromKey: key) else { return "a key is not a sequence" }
+            if first == nil { first = sequence }
+            last = sequence
+            count += 1
+            if (try? EventCodec.envelope(of: value)) == nil { damaged.append(sequence) }
+            return nil
+        }
+        return (problem, first, last, count, damaged)
+    }
+
     /// Walks `tree` depth first. In tolerant mode a bad page is noted and its subtree skipped; otherwise the walk
     /// stops at the first problem.
     func walkTree(

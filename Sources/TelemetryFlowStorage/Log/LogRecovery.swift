@@ -160,18 +160,10 @@ enum LogRecovery {
             }
             // The active segment, or a segment the metadata does not describe: validate every page now.
             let bytes = try PosixFile.readAll(path)
-            var damagedRecords: [UInt64] = []
-            var keys: (first: UInt64?, last: UInt64?, count: Int) = (nil, nil, 0)
-            var problem = bytes.withUnsafeBytes { raw in
-                LMDBPageWalker(raw).validate(subDatabases: false) { key, value in
-                    guard let sequence = sequence(fromKey: key) else { return "a key is not a sequence" }
-                    if keys.first == nil { keys.first = sequence }
-                    keys.last = sequence
-                    keys.count += 1
-                    if (try? EventCodec.envelope(of: value)) == nil { damagedRecords.append(sequence) }
-                    return nil
-                }
-            }
+            let checked = bytes.withUnsafeBytes { LMDBPageWalker($0).validateSegment() }
+            var problem = checked.problem
+            let keys = (first: checked.first, last: checked.last, count: checked.count)
+            let damagedRecords = checked.damaged
             if isLast { report.verifiedRecords = keys.count }
             if problem == nil, !damagedRecords.isEmpty {
                 // The walker may still find an intact older copy of a damaged record in a page LMDB no longer uses.
@@ -189,7 +181,7 @@ enum LogRecovery {
                 let salvaged = SalvagedRecords(bytes: bytes, range: floor...UInt64.max)
                 if adopted { record.firstSequence = salvaged.sequences.first ?? 0 }
                 let top = max(end, salvaged.sequences.last ?? 0)
-                let missing = record.firstSequence == 0 ? [] : SalvagedRecords.gaps(in: salvaged.sequences, over: record.firstSequence...max(record.firstSequence, top), excludingEmpty: top < record.firstSequence)
+                let missing = record.firstSequence == 0 || top < record.firstSequence ? [] : SalvagedRecords.gaps(in: salvaged.sequences, over: record.firstSequence...top)
                 for range in missing { newLost.append((range, "\(name) was damaged: \(problem)")) }
                 let lostCount = missing.reduce(UInt64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
                 report.salvagedSegments.append("\(name) (\(problem); kept \(salvaged.count) records, lost \(lostCount))")
@@ -385,33 +377,5 @@ enum LogRecovery {
         try PosixFile.rename(path, folder + "/" + name)
         PosixFile.remove(path + "-lock")
         try PosixFile.syncDirectory(directory)
-    }
-}
-
-extension SalvagedRecords {
-    /// The sub-ranges of `range` that hold none of `sequences` (sorted).
-    static func gaps(in sequences: [UInt64], over range: ClosedRange<UInt64>, excludingEmpty: Bool) -> [ClosedRange<UInt64>] {
-        if excludingEmpty { return [] }
-        var out: [ClosedRange<UInt64>] = []
-        var expected = range.lowerBound
-        for sequence in sequences where range.contains(sequence) {
-            if sequence > expected { out.append(expected...(sequence - 1)) }
-            expected = sequence + 1
-        }
-        if expected <= range.upperBound { out.append(expected...range.upperBound) }
-        return out
-    }
-}
-
-extension PageChecksums {
-    init(bytes: UnsafeRawBufferPointer) {
-        var sums: [UInt32] = []
-        var at = 0
-        while at < bytes.count {
-            let n = Swift.min(Self.blockSize, bytes.count - at)
-            sums.append(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + n)])))
-            at += n
-        }
-        self.init(fileSize: UInt64(bytes.count), checksums: sums)
     }
 }

@@ -19,8 +19,6 @@ struct SegmentRecord: Sendable, Hashable {
 
     /// The segment failed verification: it is read through the page walker, never by LMDB.
     static let damaged: UInt64 = 1
-    /// No page checksums were stored when it was sealed: it is validated page by page before its first read.
-    static let unverified: UInt64 = 2
 
     var isDamaged: Bool { flags & Self.damaged != 0 }
 

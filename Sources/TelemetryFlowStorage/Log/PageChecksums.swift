@@ -100,3 +100,17 @@ struct PageChecksums: Equatable {
         checksums = values.2
     }
 }
+
+extension PageChecksums {
+    /// The checksums of a file already read into memory.
+    init(bytes: UnsafeRawBufferPointer) {
+        var sums: [UInt32] = []
+        var at = 0
+        while at < bytes.count {
+            let n = Swift.min(Self.blockSize, bytes.count - at)
+            sums.append(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + n)])))
+            at += n
+        }
+        self.init(fileSize: UInt64(bytes.count), checksums: sums)
+    }
+}

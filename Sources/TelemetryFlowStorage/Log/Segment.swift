@@ -213,12 +213,20 @@ struct SalvagedRecords: Sendable {
             ends.append(storage.count)
         }
         self.damaged = damaged.filter { range.contains($0) }
+        // An adopted segment in which nothing was found has no known extent.
+        missing = sequences.isEmpty && range.lowerBound == 0 ? [] : Self.gaps(in: sequences, over: range)
+    }
+
+    /// The sub-ranges of `range` that hold none of `sequences` (sorted).
+    static func gaps(in sequences: [UInt64], over range: ClosedRange<UInt64>) -> [ClosedRange<UInt64>] {
+        var out: [ClosedRange<UInt64>] = []
         var expected = range.lowerBound
-        for sequence in sequences {
-            if sequence > expected { missing.append(expected...(sequence - 1)) }
+        for sequence in sequences where range.contains(sequence) {
+            if sequence > expected { out.append(expected...(sequence - 1)) }
             expected = sequence + 1
         }
-        if expected <= range.upperBound, !sequences.isEmpty || range.lowerBound > 0 { missing.append(expected...range.upperBound) }
+        if expected <= range.upperBound { out.append(expected...range.upperBound) }
+        return out
     }
 
     var count: Int { sequences.count }

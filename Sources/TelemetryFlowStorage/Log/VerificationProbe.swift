@@ -17,15 +17,8 @@ package enum VerificationProbe {
     /// Validates every page of `path` as an open does for the active segment; returns the records seen and the
     /// problem, if any.
     package static func validate(path: String) throws -> (records: Int, problem: String?) {
-        let bytes = try PosixFile.readAll(path)
-        var records = 0
-        let problem = bytes.withUnsafeBytes { raw in
-            LMDBPageWalker(raw).validate(subDatabases: false) { _, value in
-                records += 1
-                return (try? EventCodec.envelope(of: value)) == nil ? "a record fails its checksum" : nil
-            }
-        }
-        return (records, problem)
+        let checked = try PosixFile.readAll(path).withUnsafeBytes { LMDBPageWalker($0).validateSegment() }
+        return (checked.count, checked.problem ?? (checked.damaged.isEmpty ? nil : "a record fails its checksum"))
     }
 
     /// Salvages `path` with the page walker, as for a damaged segment; returns the records recovered.

@@ -123,20 +123,6 @@ enum PosixFile {
         guard Glibc.rename(from, to) == 0 else { throw errnoError("cannot move \(from) to \(to)") }
     }
 
-    static func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-        }
-        return out
-    }
-
     /// Writes `bytes` to `path` through a temporary file and a rename, so readers see all or nothing.
     /// - Parameter sync: `fsync` the file before the rename (the rename is atomic either way; without the sync a
     ///   power loss may leave the new name with incomplete contents).
