@@ -16,11 +16,11 @@ final class SegmentSealer: @unchecked Sendable {
         case backup
     }
 
-    private let monitor = Monitor(conditions: 2)
+    private let monitor = Monitor(conditions: 1)
     private var pending: [Task] = []
     private var stopping = false
-    /// A task is being done (guarded by `monitor`).
-    private var working = false
+    /// The checksum this thread has taken and not stored yet (guarded by `monitor`).
+    private var current: (id: UInt64, path: String)?
     /// Do the pending tasks now, without waiting for a pause (set by ``finish()``).
     private var hurry = false
     private var thread: WriterThread?
@@ -53,16 +53,23 @@ final class SegmentSealer: @unchecked Sendable {
         monitor.signal(0)
     }
 
-    /// Does every pending task now and returns when they are done (the writer must still be running to store the
-    /// checksums). Called when the log closes, so that a log closed right after a burst has its checksums.
+    /// Computes the pending checksums on the caller's thread and hands them to the writer (which must still be
+    /// running). Called when the log closes, so that a log closed right after a burst has its checksums; it does not
+    /// wait for this thread (at nice +10 it may not run for a while on busy cores): a checksum it is computing now
+    /// is computed here as well.
     func finish() {
         monitor.lock()
         hurry = true
+        let checksums = pending.compactMap { task -> (UInt64, String)? in
+            if case .checksum(let id, let path) = task { return (id, path) } else { return nil }
+        }
+        pending.removeAll { if case .checksum = $0 { return true } else { return false } }
+        // The one this thread holds too: computing it twice is harmless, storing it late is not possible.
+        let all = (current.map { [($0.id, $0.path)] } ?? []) + checksums
         monitor.unlock()
-        monitor.signal(0)
-        monitor.lock()
-        while (!pending.isEmpty || working) && !stopping && thread != nil { monitor.wait(1, until: monotonicNanos() + 100_000_000) }
-        monitor.unlock()
+        for (id, path) in all {
+            if let sums = try? PageChecksums.compute(path: path) { store(id, sums) }
+        }
     }
 
     /// Drops what is still pending (the next open validates those segments instead) and ends the thread.
@@ -114,13 +121,12 @@ final class SegmentSealer: @unchecked Sendable {
                 return
             }
             let task = pending.removeFirst()
-            working = true
+            if case .checksum(let id, let path) = task { current = (id, path) }
             monitor.unlock()
             defer {
                 monitor.lock()
-                working = false
+                current = nil
                 monitor.unlock()
-                monitor.broadcast(1)
             }
             switch task {
             case .checksum(let id, let path):
