@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "CSupport"),
         .target(name: "TelemetryFlowCore", dependencies: ["CSupport"]),
         .target(name: "TelemetryFlowStorage", dependencies: ["TelemetryFlowCore", "CLMDB", "CSupport"]),
-        .target(name: "TelemetryFlowTransport", dependencies: ["TelemetryFlowCore", "CCurl", "CZlib"]),
+        .target(name: "TelemetryFlowTransport", dependencies: ["TelemetryFlowCore", "CCurl", "CZlib", "CSupport"]),
         .target(name: "TelemetryFlowOTLP", dependencies: ["TelemetryFlowCore", "TelemetryFlowTransport"]),
         .target(
             name: "TelemetryFlow",

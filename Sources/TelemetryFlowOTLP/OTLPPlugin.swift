@@ -48,10 +48,10 @@ public struct OTLPProtocolPlugin: ProtocolPlugin {
 }
 
 /// Sends one signal's events as an OTLP export request and maps the answer with ``OTLPResponseRules``.
-public final class OTLPSender: SignalSender {
-    public let wire: OTLPWire
-    public let urls: [SignalType: String]
-    public let acceptedSignals: Set<SignalType> = [.traces, .logs, .metrics]
+package final class OTLPSender: SignalSender {
+    package let wire: OTLPWire
+    package let urls: [SignalType: String]
+    package let acceptedSignals: Set<SignalType> = [.traces, .logs, .metrics]
     let client: HTTPClient
     let headers: [(name: String, value: String)]
     let timeout: Duration
@@ -60,7 +60,7 @@ public final class OTLPSender: SignalSender {
     let protobuf: OTLPProtobufEncoder
     let json: OTLPJSONEncoder
 
-    public init(wire: OTLPWire, configuration: ExporterConfiguration) throws {
+    package init(wire: OTLPWire, configuration: ExporterConfiguration) throws {
         self.wire = wire
         let base = try Self.normalize(configuration.endpoint ?? wire.defaultEndpoint, wire: wire, insecure: configuration.insecure, what: "endpoint")
         var urls: [SignalType: String] = [:]
@@ -136,7 +136,7 @@ public final class OTLPSender: SignalSender {
         base.hasSuffix("/") ? String(base.dropLast()) + path : base + path
     }
 
-    public func send(_ signal: SignalType, _ batch: EventBatch) async -> ExportResult {
+    package func send(_ signal: SignalType, _ batch: EventBatch) async -> ExportResult {
         guard let url = urls[signal] else { return .permanent(reason: "OTLP cannot send signal \"\(signal)\"") }
         let body: [UInt8]
         do {
@@ -167,7 +167,7 @@ public final class OTLPSender: SignalSender {
         }
     }
 
-    public func shutdown() async { client.shutdown() }
+    package func shutdown() async { client.shutdown() }
 }
 
 /// The `otlp` exporter plugin: sends traces, logs and metrics through the protocol named in the configuration
@@ -191,17 +191,17 @@ public struct OTLPExporterPlugin: ExporterPlugin {
 
 /// An exporter that sends each signal of a batch through a ``SignalSender``. When one signal fails with a
 /// retryable error, the signals already delivered for the same batch are not sent again on the retry.
-public final class SignalSenderExporter: TelemetryExporter {
-    public let sender: any SignalSender
-    public let acceptedSignals: Set<SignalType>
+package final class SignalSenderExporter: TelemetryExporter {
+    package let sender: any SignalSender
+    package let acceptedSignals: Set<SignalType>
     private let delivered = Mutex<(end: UInt64, signals: Set<SignalType>)>((0, []))
 
-    public init(sender: any SignalSender, acceptedSignals: Set<SignalType>) {
+    package init(sender: any SignalSender, acceptedSignals: Set<SignalType>) {
         self.sender = sender
         self.acceptedSignals = acceptedSignals
     }
 
-    public func export(_ batch: EventBatch) async -> ExportResult {
+    package func export(_ batch: EventBatch) async -> ExportResult {
         var present: Set<SignalType> = []
         for event in batch { if let s = event.type.builtInSignal { present.insert(s) } }
         var succeeded = delivered.withLock { $0.end == batch.endSequence ? $0.signals : [] }
@@ -219,5 +219,5 @@ public final class SignalSenderExporter: TelemetryExporter {
         return ExportResult.combine(results)
     }
 
-    public func shutdown() async { await sender.shutdown() }
+    package func shutdown() async { await sender.shutdown() }
 }

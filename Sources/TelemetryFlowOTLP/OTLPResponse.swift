@@ -1,21 +1,21 @@
 import Glibc
-public import TelemetryFlowCore
-public import TelemetryFlowTransport
+package import TelemetryFlowCore
+package import TelemetryFlowTransport
 
 /// The OTLP retry rules (DESIGN.md §5, OTLP specification "Failures" and "Retryable response codes").
-public enum OTLPResponseRules {
+package enum OTLPResponseRules {
     /// The HTTP statuses OTLP/HTTP retries.
-    public static let retryableHTTPStatuses: Set<Int> = [429, 502, 503, 504]
+    package static let retryableHTTPStatuses: Set<Int> = [429, 502, 503, 504]
 
     /// The gRPC codes OTLP/gRPC retries; RESOURCE_EXHAUSTED only when the server sent RetryInfo.
-    public static let retryableGRPCCodes: Set<GRPCStatusCode> = [.cancelled, .deadlineExceeded, .aborted, .outOfRange, .unavailable, .dataLoss]
+    package static let retryableGRPCCodes: Set<GRPCStatusCode> = [.cancelled, .deadlineExceeded, .aborted, .outOfRange, .unavailable, .dataLoss]
 
     /// Maps an OTLP/HTTP response to an export result.
     ///
     /// - Parameters:
     ///   - json: the body is OTLP/JSON (else protobuf).
     ///   - nowUnixSeconds: the current time, for `Retry-After` given as an HTTP date.
-    public static func result(http response: HTTPResponse, json: Bool, nowUnixSeconds: Int64) -> ExportResult {
+    package static func result(http response: HTTPResponse, json: Bool, nowUnixSeconds: Int64) -> ExportResult {
         if (200..<300).contains(response.status) {
             return partialSuccess(json ? jsonPartial(response.body) : protobufPartial(response.body[...]))
         }
@@ -29,7 +29,7 @@ public enum OTLPResponseRules {
     }
 
     /// Maps a gRPC response to an export result.
-    public static func result(grpc response: GRPCResponse) -> ExportResult {
+    package static func result(grpc response: GRPCResponse) -> ExportResult {
         if response.status == .ok { return partialSuccess(protobufPartial(response.payload[...])) }
         let reason = "gRPC \(response.status)" + (response.message.isEmpty ? "" : ": \(response.message)")
         let delay = response.statusDetails.flatMap { retryInfoDelay($0[...]) }
@@ -39,7 +39,7 @@ public enum OTLPResponseRules {
     }
 
     /// A transport failure (connection refused, reset, timeout, TLS): the backend may come back, so retry.
-    public static func result(transport error: TelemetryFlowError) -> ExportResult {
+    package static func result(transport error: TelemetryFlowError) -> ExportResult {
         .retryable(reason: error.message, retryAfter: nil)
     }
 
@@ -92,7 +92,7 @@ public enum OTLPResponseRules {
     }
 
     /// `Retry-After` as delay-seconds or an HTTP date (IMF-fixdate, RFC 850 or asctime).
-    public static func retryAfter(_ value: String, nowUnixSeconds: Int64) -> Duration? {
+    package static func retryAfter(_ value: String, nowUnixSeconds: Int64) -> Duration? {
         let text = value.trimmingWhitespace()
         if let seconds = Int64(text) { return seconds >= 0 ? .seconds(seconds) : nil }
         guard let date = httpDate(text) else { return nil }
@@ -101,7 +101,7 @@ public enum OTLPResponseRules {
 
     /// Seconds since the epoch of an HTTP date: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850
     /// (`Sunday, 06-Nov-94 08:49:37 GMT`) or asctime (`Sun Nov  6 08:49:37 1994`).
-    public static func httpDate(_ text: String) -> Int64? {
+    package static func httpDate(_ text: String) -> Int64? {
         let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
         let parts = text.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "-" }).map { String($0).lowercased() }
         var day: Int?, month: Int?, year: Int?, clock: [Int]?

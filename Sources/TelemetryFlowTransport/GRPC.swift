@@ -1,93 +1,24 @@
-import CZlib
-public import TelemetryFlowCore
-
-/// gzip compression through zlib.
-public enum Gzip {
-    /// `bytes` as one gzip member.
-    public static func compress(_ bytes: [UInt8], level: Int32 = 6) throws(TelemetryFlowError) -> [UInt8] {
-        var capacity = tf_gzip_bound(bytes.count)
-        var out = [UInt8](repeating: 0, count: capacity)
-        let rc = bytes.withUnsafeBufferPointer { input in
-            out.withUnsafeMutableBufferPointer { output in
-                tf_gzip(input.baseAddress, input.count, output.baseAddress, &capacity, level)
-            }
-        }
-        guard rc == Z_OK else { throw TelemetryFlowError(.io, "gzip compression failed (zlib \(rc))") }
-        out.removeSubrange(capacity...)
-        return out
-    }
-
-    /// Decompresses a gzip or zlib stream of at most `limit` bytes.
-    public static func decompress(_ bytes: some Collection<UInt8>, limit: Int = 64 << 20) throws(TelemetryFlowError) -> [UInt8] {
-        let input = Array(bytes)
-        var capacity = max(1024, input.count * 4)
-        while true {
-            var length = capacity
-            var out = [UInt8](repeating: 0, count: capacity)
-            let rc = input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { o in tf_gunzip(i.baseAddress, i.count, o.baseAddress, &length) } }
-            if rc == Z_OK {
-                out.removeSubrange(length...)
-                return out
-            }
-            guard rc == Z_BUF_ERROR, capacity < limit else {
-                throw TelemetryFlowError(.decoding, rc == Z_BUF_ERROR ? "gzip body exceeds \(limit) bytes" : "gzip body is damaged (zlib \(rc))")
-            }
-            capacity = min(limit, capacity * 4)
-        }
-    }
-}
-
-/// gRPC status codes.
-public struct GRPCStatusCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-    public let rawValue: Int
-    public init(rawValue: Int) { self.rawValue = rawValue }
-
-    public static let ok = Self(rawValue: 0)
-    public static let cancelled = Self(rawValue: 1)
-    public static let unknown = Self(rawValue: 2)
-    public static let invalidArgument = Self(rawValue: 3)
-    public static let deadlineExceeded = Self(rawValue: 4)
-    public static let notFound = Self(rawValue: 5)
-    public static let alreadyExists = Self(rawValue: 6)
-    public static let permissionDenied = Self(rawValue: 7)
-    public static let resourceExhausted = Self(rawValue: 8)
-    public static let failedPrecondition = Self(rawValue: 9)
-    public static let aborted = Self(rawValue: 10)
-    public static let outOfRange = Self(rawValue: 11)
-    public static let unimplemented = Self(rawValue: 12)
-    public static let `internal` = Self(rawValue: 13)
-    public static let unavailable = Self(rawValue: 14)
-    public static let dataLoss = Self(rawValue: 15)
-    public static let unauthenticated = Self(rawValue: 16)
-
-    static let names = [
-        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-        "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-        "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
-    ]
-
-    public var description: String { Self.names.indices.contains(rawValue) ? Self.names[rawValue] : "CODE_\(rawValue)" }
-}
+package import TelemetryFlowCore
 
 /// The outcome of a gRPC unary call.
-public struct GRPCResponse: Sendable {
-    public var status: GRPCStatusCode
-    public var message: String
+package struct GRPCResponse: Sendable {
+    package var status: GRPCStatusCode
+    package var message: String
     /// The response message (empty unless status is OK).
-    public var payload: [UInt8]
+    package var payload: [UInt8]
     /// `grpc-status-details-bin`, decoded from base64: a `google.rpc.Status`.
-    public var statusDetails: [UInt8]?
-    public var http: HTTPResponse
+    package var statusDetails: [UInt8]?
+    package var http: HTTPResponse
 }
 
 /// gRPC unary calls framed by hand over HTTP/2 (PROTOCOL-HTTP2.md): 5-byte length-prefixed messages,
 /// `grpc-status`/`grpc-message` read from trailers, or from the headers of a trailers-only response.
-public enum GRPC {
+package enum GRPC {
     /// Sends one unary call to `url` (`http(s)://host:port/package.Service/Method`).
     ///
     /// - Throws: the errors of ``HTTPClient/send(_:)``; ``TelemetryFlowError/Code/decoding`` when the response is
     ///   not gRPC.
-    public static func unary(
+    package static func unary(
         _ client: HTTPClient, url: String, message: [UInt8], headers: [(name: String, value: String)] = [],
         timeout: Duration, compress: Bool, tls: TLSOptions = TLSOptions()
     ) async throws(TelemetryFlowError) -> GRPCResponse {

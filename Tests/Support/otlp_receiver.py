@@ -30,6 +30,15 @@ import time
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """Clients that hang up first (a cancelled or shut-down request) are expected, not an error to print."""
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
 import grpc
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
@@ -379,7 +388,7 @@ def grpc_server():
 
 
 def http_server(tls_context=None):
-    http = ThreadingHTTPServer(("127.0.0.1", 0), HTTPHandler)
+    http = QuietHTTPServer(("127.0.0.1", 0), HTTPHandler)
     http.daemon_threads = True
     if tls_context is not None:
         http.socket = tls_context.wrap_socket(http.socket, server_side=True)

@@ -10,7 +10,7 @@ public struct TelemetryFlowError: Error, CustomStringConvertible, Sendable {
             case invalidConfiguration, invalidCredentials, invalidArgument
             case notALog, unsupportedFormatVersion, logLocked, storage, corruptedRecord
             case unknownEventType, decoding, closed, queueFull, quotaExceeded, timedOut, io
-            case unknownPlugin, duplicatePlugin, transport, unsupported, diskFull
+            case unknownPlugin, duplicatePlugin, transport, unsupported, diskFull, cancelled
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -56,6 +56,9 @@ public struct TelemetryFlowError: Error, CustomStringConvertible, Sendable {
         public static let transport = Code(.transport)
         /// The option or feature is not supported by this build or plugin.
         public static let unsupported = Code(.unsupported)
+        /// The task waiting for the operation was cancelled; the operation was abandoned (a request in flight is
+        /// aborted).
+        public static let cancelled = Code(.cancelled)
 
         public var description: String { "\(value)" }
     }
