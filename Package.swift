@@ -17,12 +17,14 @@ let package = Package(
         .library(name: "TelemetryFlowTransport", targets: ["TelemetryFlowTransport"]),
         .library(name: "TelemetryFlowOTLP", targets: ["TelemetryFlowOTLP"]),
         .library(name: "TelemetryFlow", targets: ["TelemetryFlow"]),
+        .library(name: "TelemetryFlowTesting", targets: ["TelemetryFlowTesting"]),
         .executable(name: "tflow", targets: ["tflow"]),
         .executable(name: "tflow-bench", targets: ["EngineBenchmark"]),
         .executable(name: "tflow-export-bench", targets: ["ExportBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -47,8 +49,12 @@ let package = Package(
         .target(name: "TelemetryFlowOTLP", dependencies: ["TelemetryFlowCore", "TelemetryFlowTransport"]),
         .target(
             name: "TelemetryFlow",
-            dependencies: ["TelemetryFlowCore", "TelemetryFlowStorage", "TelemetryFlowTransport", "TelemetryFlowOTLP"]
+            dependencies: [
+                "TelemetryFlowCore", "TelemetryFlowStorage", "TelemetryFlowTransport", "TelemetryFlowOTLP",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
+        .target(name: "TelemetryFlowTesting", dependencies: ["TelemetryFlow"]),
         .executableTarget(
             name: "tflow",
             dependencies: [
@@ -69,7 +75,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TelemetryFlowExportTests",
-            dependencies: ["TelemetryFlow", "TelemetryFlowCore", "TelemetryFlowStorage", "TelemetryFlowTransport", "TelemetryFlowOTLP", "tflow"]
+            dependencies: [
+                "TelemetryFlow", "TelemetryFlowCore", "TelemetryFlowStorage", "TelemetryFlowTransport", "TelemetryFlowOTLP",
+                "TelemetryFlowTesting", "tflow",
+            ]
         ),
     ]
 )

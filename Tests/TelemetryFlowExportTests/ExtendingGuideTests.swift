@@ -1,4 +1,5 @@
 // The code of Docs/Extending.md, compiled and run by the test suite. Keep the two in step.
+import Synchronization
 import Testing
 import TelemetryFlow
 

@@ -1,72 +1,123 @@
+public import ServiceLifecycle
 import Synchronization
 public import TelemetryFlowCore
 public import TelemetryFlowStorage
-
-/// What one exporter has done so far.
-public struct ExporterStatus: Sendable, Hashable {
-    public var name: String
-    public var plugin: String
-    /// The exporter's durable cursor position: every event up to it was handled.
-    public var cursor: UInt64
-    /// Events sent and accepted (partially accepted batches count their whole size here).
-    public var exportedEvents: UInt64 = 0
-    public var exportedBatches: UInt64 = 0
-    /// Items the backend rejected in partial successes (never retried).
-    public var rejectedItems: UInt64 = 0
-    /// Retryable failures, each followed by a backoff.
-    public var retries: UInt64 = 0
-    public var deadLetteredBatches: UInt64 = 0
-    public var deadLetteredEvents: UInt64 = 0
-    /// Events skipped because the exporter does not take their signal.
-    public var skippedEvents: UInt64 = 0
-    public var consecutiveFailures = 0
-    public var circuit = "closed"
-    public var circuitOpenings = 0
-    public var lastError: String?
-    public var running = true
-}
 
 /// One worker and one durable cursor (`exporter.<name>`) per exporter (DESIGN.md §5). Workers read the log after
 /// their cursor, batch by count, bytes and time, and move the cursor only when the exporter answered success,
 /// partial success, or permanent failure (the batch then goes to the dead-letter store). A slow or dead
 /// exporter only delays its own worker: recording and other exporters never wait on it.
-public final class ExportPipeline: Sendable {
+///
+/// The pipeline is a swift-service-lifecycle `Service`: run it in a `ServiceGroup` beside the application's
+/// other services, or call ``start()`` and ``stop()``. Idle workers sleep until the log commits new events (no
+/// polling), every timer comes from the injected clock, and bulk log reads run on the engine's own I/O threads,
+/// never on the cooperative pool. On graceful shutdown each worker sends what is committed, for at most
+/// ``shutdownGracePeriod``, and stops at the first failure; what it did not send stays on disk for the next start.
+public final class ExportPipeline: Service, Sendable {
     public let log: EventLog
+    /// How long a graceful shutdown keeps sending what is committed before the workers are cancelled.
+    public let shutdownGracePeriod: Duration
     private let workers: [ExportWorker]
-    private let tasks: Mutex<[Task<Void, Never>]>
+    private let clock: TimerClock
+    /// 0 while running, 1 once a graceful shutdown began.
+    private let shutdown = SequenceWatch(closedMessage: "the export pipeline stopped")
+    /// Rises whenever a worker moves its cursor or stops: ``waitUntilHandled(through:timeout:)`` waits on it.
+    private let progress = SequenceWatch(closedMessage: "the export pipeline stopped")
+    private let runState = Mutex<RunState>(.idle)
 
-    /// Builds every exporter through `registry` and registers its cursor. Nothing is sent before ``start()``.
+    private enum RunState {
+        case idle
+        case running(Task<Void, Never>?)
+        case finished
+    }
+
+    /// Builds every exporter through `registry` and registers its cursor. Nothing is sent before ``run()`` or
+    /// ``start()``.
     ///
     /// - Parameters:
+    ///   - clock: the clock of every timer (batch delay, backoff, `Retry-After`, breaker cooldown, shutdown
+    ///     deadline); tests pass a manual one.
     ///   - startAt: where a new exporter's cursor starts: the oldest retained event (default), or the end.
-    /// - Throws: configuration errors from the plugins, ``TelemetryFlowError/Code/invalidConfiguration`` for a
-    ///   duplicate exporter name.
-    public init(
-        log: EventLog, exporters: [ExporterConfiguration], registry: PluginRegistry,
-        clock: any ExportClock = SystemExportClock(), startAt: EventLog.CursorStart = .beginning
-    ) async throws {
+    ///   - shutdownGracePeriod: how long a graceful shutdown keeps sending (default 5 s).
+    /// - Throws: configuration errors from the plugins; ``TelemetryFlowError/Code/invalidConfiguration`` for a
+    ///   duplicate exporter name, an invalid export policy or a negative grace period.
+    public init<C: Clock>(
+        log: EventLog, exporters: [ExporterConfiguration], registry: PluginRegistry, clock: C,
+        startAt: EventLog.CursorStart = .beginning, shutdownGracePeriod: Duration = .seconds(5)
+    ) async throws where C.Duration == Duration {
+        guard shutdownGracePeriod >= .zero else {
+            throw TelemetryFlowError(.invalidConfiguration, "shutdownGracePeriod must not be negative (got \(shutdownGracePeriod))")
+        }
         self.log = log
+        self.shutdownGracePeriod = shutdownGracePeriod
+        let timers = TimerClock(clock)
+        self.clock = timers
         var names: Set<String> = []
         var workers: [ExportWorker] = []
         for configuration in exporters {
             guard !configuration.name.isEmpty, names.insert(configuration.name).inserted else {
                 throw TelemetryFlowError(.invalidConfiguration, "exporter name \"\(configuration.name)\" is empty or used twice")
             }
+            try configuration.policy.validate()
             let exporter = try registry.makeExporter(configuration)
             let cursor = "exporter." + configuration.name
             let position = try await log.registerCursor(cursor, startingAt: startAt)
             workers.append(ExportWorker(
-                log: log, exporter: exporter, configuration: configuration, cursor: cursor, position: position, clock: clock))
+                log: log, exporter: exporter, configuration: configuration, cursor: cursor, position: position, clock: timers,
+                shutdown: shutdown, progress: progress))
         }
         self.workers = workers
-        tasks = Mutex([])
     }
 
-    /// Starts one task per exporter.
+    /// The same on the system's `ContinuousClock`.
+    public convenience init(
+        log: EventLog, exporters: [ExporterConfiguration], registry: PluginRegistry,
+        startAt: EventLog.CursorStart = .beginning, shutdownGracePeriod: Duration = .seconds(5)
+    ) async throws {
+        try await self.init(
+            log: log, exporters: exporters, registry: registry, clock: ContinuousClock(), startAt: startAt,
+            shutdownGracePeriod: shutdownGracePeriod)
+    }
+
+    /// Runs every worker until the task is cancelled or a graceful shutdown (of the `ServiceGroup`, or
+    /// ``stop()``) has drained them, then shuts the exporters down. Cursors keep their positions: a restart
+    /// resumes where this left off.
+    ///
+    /// - Throws: ``TelemetryFlowError/Code/invalidArgument`` when the pipeline already ran or is running.
+    public func run() async throws {
+        try claim(task: nil)
+        await withGracefulShutdownHandler {
+            await runWorkers()
+        } onGracefulShutdown: { [shutdown] in
+            shutdown.publish(1)
+        }
+        await finish()
+    }
+
+    /// Starts ``run()`` in a task of its own, for code that does not use a `ServiceGroup`. Calling it again, or
+    /// after the pipeline ran, does nothing.
     public func start() {
-        tasks.withLock { tasks in
-            guard tasks.isEmpty else { return }
-            tasks = workers.map { worker in Task.detached { await worker.run() } }
+        runState.withLock { state in
+            guard case .idle = state else { return }
+            state = .running(Task.detached { [self] in
+                await runWorkers()
+                await finish()
+            })
+        }
+    }
+
+    /// Begins a graceful shutdown and waits until ``run()`` (or the task of ``start()``) has returned.
+    public func stop() async {
+        shutdown.publish(1)
+        let task: Task<Void, Never>? = runState.withLock { state in
+            if case .running(let task) = state { return task }
+            if case .idle = state { state = .finished }
+            return nil
+        }
+        await task?.value
+        // A pipeline run by `run()` elsewhere: wait for its workers to report that they stopped.
+        while workers.contains(where: { $0.status.running }), runState.withLock({ if case .running = $0 { true } else { false } }) {
+            _ = try? await progress.wait(after: progress.value)
         }
     }
 
@@ -74,172 +125,67 @@ public final class ExportPipeline: Sendable {
     public var status: [ExporterStatus] { workers.map(\.status) }
 
     /// Waits until every exporter's cursor has passed `sequence` (the events were delivered, rejected or
-    /// dead-lettered) or `timeout` ran out. Returns whether all got there.
+    /// dead-lettered) or `timeout` (real time) ran out. Returns whether all got there. Woken by the workers'
+    /// progress, it does not poll.
     public func waitUntilHandled(through sequence: UInt64, timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if workers.allSatisfy({ $0.position >= sequence }) { return true }
-            try? await Task.sleep(for: .milliseconds(10))
+        let done: @Sendable () -> Bool = { [workers] in workers.allSatisfy { $0.position >= sequence } }
+        if done() { return true }
+        let progress = self.progress
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                var seen = progress.value
+                while !done() {
+                    guard let next = try? await progress.wait(after: seen) else { return done() }
+                    seen = next
+                }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return done()
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first || done()
         }
-        return workers.allSatisfy { $0.position >= sequence }
     }
 
-    /// Stops the workers (an export in flight finishes or times out first) and shuts the exporters down. The
-    /// cursors keep their positions: a restart resumes where this left off.
-    public func stop() async {
-        let running = tasks.withLock { tasks -> [Task<Void, Never>] in
-            defer { tasks = [] }
-            return tasks
+    private func claim(task: Task<Void, Never>?) throws {
+        try runState.withLock { state in
+            guard case .idle = state else {
+                throw TelemetryFlowError(.invalidArgument, "the export pipeline already ran; make a new one to run again")
+            }
+            state = .running(task)
         }
-        for worker in workers { worker.requestStop() }
-        for task in running { await task.value }
+    }
+
+    private func finish() async {
         for worker in workers { await worker.exporter.shutdown() }
-    }
-}
-
-/// The loop of one exporter.
-final class ExportWorker: Sendable {
-    let log: EventLog
-    let exporter: any TelemetryExporter
-    let configuration: ExporterConfiguration
-    let cursor: String
-    let clock: any ExportClock
-    private let state: Mutex<ExporterStatus>
-    private let stopping = Atomic<Bool>(false)
-    private let acceptedTypes: Set<UInt8>
-
-    init(log: EventLog, exporter: any TelemetryExporter, configuration: ExporterConfiguration, cursor: String, position: UInt64, clock: any ExportClock) {
-        self.log = log
-        self.exporter = exporter
-        self.configuration = configuration
-        self.cursor = cursor
-        self.clock = clock
-        state = Mutex(ExporterStatus(name: configuration.name, plugin: configuration.plugin, cursor: position))
-        let signals = exporter.acceptedSignals
-        acceptedTypes = Set(EventType.known.filter { type in
-            if let signal = type.builtInSignal { return signals.contains(signal) }
-            return type == .customSignal && signals.contains { !SignalType.builtIn.contains($0) }
-        }.map(\.rawValue))
+        runState.withLock { $0 = .finished }
+        progress.bump()
     }
 
-    var status: ExporterStatus { state.withLock { $0 } }
-    var position: UInt64 { state.withLock { $0.cursor } }
-
-    func requestStop() { stopping.store(true, ordering: .relaxed) }
-    private var shouldStop: Bool { stopping.load(ordering: .relaxed) || Task.isCancelled }
-
-    /// Sleeps up to `duration` in slices so that a stop request is seen promptly.
-    private func pause(_ duration: Duration) async {
-        var left = duration
-        while left > .zero && !shouldStop {
-            let slice = min(left, .milliseconds(50))
-            await clock.sleep(for: slice)
-            left -= slice
-        }
-    }
-
-    func run() async {
-        let policy = configuration.policy
-        let backoff = Backoff(policy: policy)
-        var breaker = CircuitBreaker(threshold: policy.breakerThreshold, cooldown: policy.breakerCooldown)
-        var partialSince: (first: UInt64, at: ContinuousClock.Instant)?
-        while !shouldStop {
-            let position = self.position
-            let batch: EventBatch
-            do {
-                batch = try log.read(after: position, maxCount: policy.maxBatchCount, maxBytes: policy.maxBatchBytes)
-            } catch {
-                state.withLock { $0.lastError = "reading the log: \(error)" }
-                await pause(.milliseconds(200))
-                continue
+    /// Runs the workers; once a graceful shutdown began, cancels those still running after the grace period.
+    private func runWorkers() async {
+        enum Ended { case worker, deadline }
+        let (clock, shutdown, grace) = (self.clock, self.shutdown, shutdownGracePeriod)
+        await withTaskGroup(of: Ended.self) { group in
+            for worker in workers { group.addTask { await worker.run(); return .worker } }
+            group.addTask {
+                guard (try? await shutdown.wait(after: 0)) != nil else { return .deadline }
+                try? await clock.sleep(for: grace)
+                return .deadline
             }
-            if batch.endSequence == position {
-                try? await Task.sleep(for: .milliseconds(log.lastAppendedSequence > position ? 2 : 10))
-                continue
-            }
-            // Batch by time: a batch that is not full waits up to scheduleDelay for more events.
-            let full = batch.count >= policy.maxBatchCount || batch.byteCount >= policy.maxBatchBytes
-            if !full, policy.scheduleDelay > .zero, let first = batch.first?.sequence {
-                if partialSince?.first != first { partialSince = (first, .now) }
-                let waited = ContinuousClock.now - partialSince!.at
-                if waited < policy.scheduleDelay && !stopping.load(ordering: .relaxed) {
-                    try? await Task.sleep(for: min(policy.scheduleDelay - waited, .milliseconds(10)))
-                    continue
+            var running = workers.count
+            while let ended = await group.next() {
+                switch ended {
+                case .worker:
+                    running -= 1
+                    if running == 0 { group.cancelAll() }
+                case .deadline:
+                    group.cancelAll()
                 }
             }
-            partialSince = nil
-            let wanted = batch.allSatisfy { acceptedTypes.contains($0.type.rawValue) }
-                ? batch : batch.filter(types: { acceptedTypes.contains($0.rawValue) })
-            let skipped = UInt64(batch.count - wanted.count)
-            if wanted.isEmpty {
-                await advance(to: batch.endSequence) { $0.skippedEvents += skipped }
-                continue
-            }
-            let wait = breaker.waitBeforeSending(now: clock.now())
-            if wait > .zero {
-                state.withLock { $0.circuit = breaker.state.description }
-                await pause(wait)
-                continue
-            }
-            let result = await exporter.export(wanted)
-            switch result {
-            case .success, .partialSuccess:
-                breaker.recordSuccess()
-                var rejected: UInt64 = 0
-                if case .partialSuccess(let n, let message) = result {
-                    rejected = UInt64(max(0, n))
-                    state.withLock { $0.lastError = "partial success: \(n) rejected: \(message)" }
-                }
-                await advance(to: batch.endSequence) { s in
-                    s.exportedEvents += UInt64(wanted.count)
-                    s.exportedBatches += 1
-                    s.rejectedItems += rejected
-                    s.skippedEvents += skipped
-                    s.consecutiveFailures = 0
-                    s.circuit = "closed"
-                }
-            case .retryable(let reason, let retryAfter):
-                breaker.recordFailure(now: clock.now())
-                let failures = breaker.consecutiveFailures
-                state.withLock { s in
-                    s.retries += 1
-                    s.consecutiveFailures = failures
-                    s.lastError = reason
-                    s.circuit = breaker.state.description
-                    s.circuitOpenings = breaker.openings
-                }
-                await pause(backoff.delay(afterFailures: failures, retryAfter: retryAfter))
-            case .permanent(let reason):
-                breaker.recordSuccess()  // the backend answered; it is not down
-                do {
-                    try await log.deadLetter(
-                        wanted, exporter: configuration.name, reason: reason, cursor: cursor, maxBatches: policy.deadLetterMaxBatches)
-                    state.withLock { s in
-                        s.cursor = batch.endSequence
-                        s.deadLetteredBatches += 1
-                        s.deadLetteredEvents += UInt64(wanted.count)
-                        s.skippedEvents += skipped
-                        s.lastError = reason
-                    }
-                } catch {
-                    state.withLock { $0.lastError = "storing a dead letter: \(error)" }
-                    await pause(.milliseconds(200))
-                }
-            }
-        }
-        state.withLock { $0.running = false }
-    }
-
-    private func advance(to sequence: UInt64, _ update: (inout ExporterStatus) -> Void) async {
-        do {
-            try await log.setCursor(cursor, to: sequence)
-            state.withLock { s in
-                s.cursor = sequence
-                update(&s)
-            }
-        } catch {
-            state.withLock { $0.lastError = "moving the cursor: \(error)" }
-            await pause(.milliseconds(200))
         }
     }
 }

@@ -1,3 +1,4 @@
+public import ServiceLifecycle
 import Synchronization
 public import TelemetryFlowCore
 public import TelemetryFlowStorage
@@ -10,7 +11,10 @@ public import TelemetryFlowStorage
 /// metadata transaction. On open, the state is the last checkpoint plus the events after it; collections found
 /// after the checkpoint end their interval during the replay exactly where they did before the crash. No
 /// measurement is counted twice or lost.
-public final class MetricsProjection: Sendable {
+///
+/// The projection is a swift-service-lifecycle `Service`: ``run()`` collects every ``interval`` on the injected
+/// clock and, on graceful shutdown, collects once more so that the last interval is not lost.
+public final class MetricsProjection: Service, Sendable {
     public static let cursorName = "projection.metrics"
     public static let checkpointName = "metrics"
 
@@ -18,21 +22,29 @@ public final class MetricsProjection: Sendable {
     public let interval: Duration
     private let state: Mutex<(aggregator: MetricAggregator, position: UInt64)>
     private let task = Mutex<Task<Void, Never>?>(nil)
-    private let stopping = Atomic<Bool>(false)
-    private let clock: @Sendable () -> UInt64
+    /// 0 while running, 1 once a graceful shutdown began.
+    private let shutdown = SequenceWatch(closedMessage: "the metrics projection stopped")
+    private let timer: TimerClock
+    private let wallClock: @Sendable () -> UInt64
 
     /// Opens the projection over `log`, rebuilding its state from the checkpoint and the events after it.
     ///
-    /// - Parameter now: wall-clock unix nanoseconds (injected by tests).
-    public init(
+    /// - Parameters:
+    ///   - interval: how often ``run()`` collects (default 10 s).
+    ///   - clock: the clock of the collection interval; tests pass a manual one.
+    ///   - now: the wall-clock time in unix nanoseconds that points are stamped with.
+    /// - Throws: ``TelemetryFlowError/Code/invalidConfiguration`` for an invalid configuration or interval; the
+    ///   log's errors while it reads the checkpoint and the events after it.
+    public init<C: Clock>(
         log: EventLog, configuration: MetricAggregationConfiguration = MetricAggregationConfiguration(), interval: Duration = .seconds(10),
-        now: @escaping @Sendable () -> UInt64 = { wallClockNanos() }
-    ) async throws {
+        clock: C, now: @escaping @Sendable () -> UInt64
+    ) async throws where C.Duration == Duration {
         try configuration.validate()
         guard interval > .zero else { throw TelemetryFlowError(.invalidConfiguration, "metrics collection interval must be positive") }
         self.log = log
         self.interval = interval
-        self.clock = now
+        self.timer = TimerClock(clock)
+        self.wallClock = now
         var aggregator: MetricAggregator
         var position: UInt64
         if let saved = try log.checkpoint(Self.checkpointName), let cursor = log.cursor(Self.cursorName) {
@@ -71,6 +83,13 @@ public final class MetricsProjection: Sendable {
         state = Mutex((aggregator, position))
     }
 
+    /// The same on the system's clocks.
+    public convenience init(
+        log: EventLog, configuration: MetricAggregationConfiguration = MetricAggregationConfiguration(), interval: Duration = .seconds(10)
+    ) async throws {
+        try await self.init(log: log, configuration: configuration, interval: interval, clock: ContinuousClock(), now: { wallClockNanos() })
+    }
+
     /// Hands every batch after `start` to `body`, in order, until the end of the log.
     private static func scan(_ log: EventLog, after start: UInt64, _ body: (EventBatch) throws -> Void) throws {
         var position = start
@@ -97,7 +116,7 @@ public final class MetricsProjection: Sendable {
     /// The points a collection now would report (a local query; nothing is appended).
     public func currentMetrics() throws -> [MetricData] {
         try catchUp()
-        return state.withLock { $0.aggregator.snapshot(timeUnixNano: clock()) }
+        return state.withLock { $0.aggregator.snapshot(timeUnixNano: wallClock()) }
     }
 
     /// Measurements folded into overflow series, and refused ones.
@@ -111,7 +130,7 @@ public final class MetricsProjection: Sendable {
     public func collect() async throws -> CollectedMetrics? {
         _ = try await log.flush()
         try catchUp()
-        let now = clock()
+        let now = wallClock()
         let (collected, checkpoint, position) = state.withLock { s -> (CollectedMetrics, [UInt8], UInt64) in
             let c = s.aggregator.collect(foldedThrough: s.position, timeUnixNano: now)
             return (c, s.aggregator.encodedState(), s.position)
@@ -126,25 +145,46 @@ public final class MetricsProjection: Sendable {
         return collected.metrics.isEmpty ? nil : collected
     }
 
-    /// Collects every ``interval`` until ``stop()``.
-    public func start() {
-        task.withLock { task in
-            guard task == nil else { return }
-            task = Task.detached { [self] in
-                while !stopping.load(ordering: .relaxed) {
-                    try? await Task.sleep(for: interval)
-                    if stopping.load(ordering: .relaxed) { break }
-                    _ = try? await collect()
-                }
-            }
+    /// Collects every ``interval`` until the task is cancelled or a graceful shutdown begins; then collects once
+    /// more. A failed collection is retried at the next interval (its measurements stay folded).
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await collectEveryInterval()
+        } onGracefulShutdown: { [shutdown] in
+            shutdown.publish(1)
+        }
+        if shutdown.value > 0 && !Task.isCancelled { _ = try? await collect() }
+    }
+
+    private func collectEveryInterval() async {
+        let (timer, shutdown, interval) = (self.timer, self.shutdown, self.interval)
+        var next = timer.now() + interval
+        while shutdown.value == 0 && !Task.isCancelled {
+            let deadline = next
+            let woke = await firstOf([
+                { (try? await timer.sleep(until: deadline)) != nil ? .deadline : .cancelled },
+                { (try? await shutdown.wait(after: 0)) != nil ? .shutdown : .cancelled },
+            ])
+            guard woke == .deadline else { return }
+            _ = try? await collect()
+            next += interval
+            // After a long stall, the next collection is one interval from now, not a burst of missed ones.
+            if next <= timer.now() { next = timer.now() + interval }
         }
     }
 
-    /// Stops the periodic collection (without a final one; call ``collect()`` for that).
+    /// Starts ``run()`` in a task of its own, for code that does not use a `ServiceGroup`.
+    public func start() {
+        task.withLock { task in
+            guard task == nil else { return }
+            task = Task.detached { [self] in try? await run() }
+        }
+    }
+
+    /// Begins a graceful shutdown (which collects once more) and waits until the task of ``start()`` returned.
     public func stop() async {
-        stopping.store(true, ordering: .relaxed)
+        shutdown.publish(1)
         let running = task.withLock { $0 }
-        running?.cancel()
         await running?.value
     }
 }

@@ -15,7 +15,7 @@ final class BackgroundSyncer: @unchecked Sendable {
     // Guarded by `monitor`.
     private var pending: [String] = []
     private var stopping = false
-    private var thread: WriterThread?
+    private var thread: NamedThread?
     /// Files synced since the log was opened.
     let completed = Atomic<UInt64>(0)
     /// The last sync that failed, cleared by the next one that succeeds.
@@ -23,7 +23,7 @@ final class BackgroundSyncer: @unchecked Sendable {
 
     init() {
         let syncer = self
-        thread = WriterThread(name: "tflow-sync") { syncer.run() }
+        thread = NamedThread(name: "tflow-sync") { syncer.run() }
     }
 
     /// Asks for `paths` to be synced (once each, however often they are asked for before the thread gets to them).

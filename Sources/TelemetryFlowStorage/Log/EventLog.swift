@@ -81,6 +81,16 @@ public final class EventLog: Sendable {
         try engine.read(after: position, maxCount: maxCount, maxBytes: maxBytes)
     }
 
+    /// Suspends until an event after `sequence` is committed (or was dropped, so that reading after `sequence`
+    /// moves on) and returns the highest such sequence; returns at once when there already is one. Consumers
+    /// sleep here instead of polling ``read(after:maxCount:maxBytes:)``.
+    ///
+    /// - Throws: `CancellationError` when the calling task is cancelled; ``TelemetryFlowError/Code/closed`` when
+    ///   the log is closed.
+    public func waitForCommit(after sequence: UInt64) async throws -> UInt64 {
+        try await engine.commits.wait(after: sequence)
+    }
+
     // MARK: Cursors
 
     /// Where a new cursor starts.

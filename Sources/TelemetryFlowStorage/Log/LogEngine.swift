@@ -19,6 +19,8 @@ final class LogEngine: @unchecked Sendable {
     /// Sequence ranges found lost or damaged (each counted once).
     let lost: Mutex<LostRanges>
     let flushState = Mutex<FlushState>(FlushState())
+    /// Wakes consumers after each commit.
+    let commits = SequenceWatch()
     let stalledByQuota = Atomic<Bool>(false)
     let closed = Atomic<Bool>(false)
     let committedTotal: Atomic<UInt64>
@@ -27,7 +29,7 @@ final class LogEngine: @unchecked Sendable {
     let drops: Mutex<[UInt64]>
     let droppedPerCursor: Mutex<[String: UInt64]>
     let lastError = Mutex<String?>(nil)
-    private let thread = Mutex<WriterThread?>(nil)
+    private let thread = Mutex<NamedThread?>(nil)
     /// Syncs files off the writer thread under ``Durability/interval(milliseconds:)``; nil in the other modes.
     let syncer: BackgroundSyncer?
     /// Checksums sealed segments and refreshes the metadata backup off the writer thread (set in `start()`).
@@ -109,6 +111,7 @@ final class LogEngine: @unchecked Sendable {
         droppedPerCursor = Mutex(perCursor)
         queue = AppendQueue(configuration: configuration, nextSequence: recovered.nextSequence)
         flushState.withLock { $0.processed = recovered.nextSequence - 1 }
+        commits.publish(recovered.nextSequence - 1)
         writer = WriterState(
             segments: recovered.segments, committed: recovered.nextSequence - 1,
             spare: queue.writerBuffer, now: monotonicNanos())
@@ -123,7 +126,7 @@ final class LogEngine: @unchecked Sendable {
             store: { id, sums in _ = engine.queue.submit(.storeChecksums(id, sums)) },
             backup: { engine.writeBackup() },
             activity: { engine.queue.lastQueuedSequence })
-        thread.withLock { $0 = WriterThread(name: "tflow-writer") { engine.writerMain() } }
+        thread.withLock { $0 = NamedThread(name: "tflow-writer") { engine.writerMain() } }
     }
 
     // MARK: Producer side
@@ -193,6 +196,7 @@ final class LogEngine: @unchecked Sendable {
             return ready
         }
         for (continuation, result) in ready { continuation.resume(with: result) }
+        commits.publish(sequence)
     }
 
     // MARK: Cursors
@@ -399,7 +403,7 @@ final class LogEngine: @unchecked Sendable {
         // Checksums of segments sealed since the last pause are computed now, while the writer can store them.
         sealer?.finish()
         queue.stop()
-        let writerThread = thread.withLock { t -> WriterThread? in
+        let writerThread = thread.withLock { t -> NamedThread? in
             defer { t = nil }
             return t
         }
@@ -420,5 +424,6 @@ final class LogEngine: @unchecked Sendable {
         for waiter in waiters {
             waiter.continuation.resume(throwing: TelemetryFlowError(.closed, "the log was closed before the flush completed"))
         }
+        commits.close()
     }
 }

@@ -23,7 +23,7 @@ final class SegmentSealer: @unchecked Sendable {
     private var current: (id: UInt64, path: String)?
     /// Do the pending tasks now, without waiting for a pause (set by ``finish()``).
     private var hurry = false
-    private var thread: WriterThread?
+    private var thread: NamedThread?
     private let store: @Sendable (UInt64, PageChecksums) -> Void
     private let backup: @Sendable () -> Void
     private let activity: @Sendable () -> UInt64
@@ -43,7 +43,7 @@ final class SegmentSealer: @unchecked Sendable {
         self.backup = backup
         self.activity = activity
         let sealer = self
-        thread = WriterThread(name: "tflow-sealer") { sealer.run() }
+        thread = NamedThread(name: "tflow-sealer") { sealer.run() }
     }
 
     func request(_ task: Task) {

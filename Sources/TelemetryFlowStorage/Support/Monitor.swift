@@ -5,6 +5,9 @@ internal import CSupport
 ///
 /// The append queue needs what `Synchronization.Mutex` does not offer: producers and the writer thread
 /// sleeping until the other side makes progress, with bounded waits.
+///
+/// `@unchecked Sendable`: the mutex and conditions live in their own allocations (stable addresses, as pthreads
+/// need), are created in `init` and destroyed in `deinit`, when no thread can hold them.
 final class Monitor: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let conditions: UnsafeMutablePointer<pthread_cond_t>
@@ -41,52 +44,14 @@ final class Monitor: @unchecked Sendable {
     func signal(_ condition: Int) { pthread_cond_signal(conditions + condition) }
     func broadcast(_ condition: Int) { pthread_cond_broadcast(conditions + condition) }
 
+    /// Waits on `condition` (the mutex must be held) until signalled.
+    func wait(_ condition: Int) { pthread_cond_wait(conditions + condition, mutex) }
+
     /// Waits on `condition` (the mutex must be held) until signalled or `deadline` (monotonic nanoseconds).
     /// - Returns: false when the deadline passed.
     @discardableResult
     func wait(_ condition: Int, until deadline: UInt64) -> Bool {
         var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
         return pthread_cond_timedwait(conditions + condition, mutex, &ts) != ETIMEDOUT
-    }
-}
-
-/// Monotonic clock in nanoseconds.
-func monotonicNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
-/// Wall clock in unix nanoseconds.
-public func wallClockNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
-/// Starts a joinable pthread running `body`, named `name` (at most 15 bytes are kept) so that `top -H`,
-/// `perf` and /proc show which thread is the log's.
-final class WriterThread: @unchecked Sendable {
-    private var thread = pthread_t()
-
-    init(name: String, _ body: @escaping @Sendable () -> Void) {
-        let box = Unmanaged.passRetained(Box(name: name, body)).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            _ = tf_set_thread_name(box.name)
-            box.body()
-            return nil
-        }, box)
-    }
-
-    func join() { pthread_join(thread, nil) }
-
-    private final class Box {
-        let name: String
-        let body: @Sendable () -> Void
-        init(name: String, _ body: @escaping @Sendable () -> Void) {
-            self.name = name
-            self.body = body
-        }
     }
 }
