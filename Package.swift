@@ -25,6 +25,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         .systemLibrary(
@@ -78,6 +79,8 @@ let package = Package(
             dependencies: [
                 "TelemetryFlow", "TelemetryFlowCore", "TelemetryFlowStorage", "TelemetryFlowTransport", "TelemetryFlowOTLP",
                 "TelemetryFlowTesting", "tflow",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

@@ -1,9 +1,11 @@
 import Foundation
+import Synchronization
 import Testing
 import TelemetryFlow
 import TelemetryFlowCore
 import TelemetryFlowOTLP
 import TelemetryFlowStorage
+import TelemetryFlowTesting
 import TelemetryFlowTransport
 
 final class LogDirectory {
@@ -11,11 +13,13 @@ final class LogDirectory {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// Sends one span batch through `protocolName` while the receiver answers with `script`, and returns the worker's
-/// status once the batch was handled (or the time ran out), plus the receiver's stats.
+/// Sends one span batch through `protocolName` while the receiver answers with `script`, on a manual clock, and
+/// returns the worker's status once the batch was handled (or the time ran out), the receiver's stats, and every
+/// deadline the worker slept for on the clock (jitter is off, so they are exact).
 func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Duration = .seconds(5), until: Duration = .seconds(60))
-    async throws -> (status: ExporterStatus, stats: [String: Int], log: EventLog, dir: LogDirectory, elapsed: Duration) {
-    let receiver = try Receiver()
+    async throws -> (status: ExporterStatus, stats: [String: Int], log: EventLog, dir: LogDirectory, sleeps: [Duration]) {
+    let receiver = try sharedReceiver()
+    try await receiver.reset()
     try await receiver.script(script)
     let dir = LogDirectory()
     let log = try makeLog(dir.path)
@@ -23,13 +27,26 @@ func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Dur
     let last = try await log.flush()
     var configuration = exporterConfiguration("matrix", protocolName, receiver)
     configuration.timeout = timeout
-    let started = ContinuousClock.now
-    let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard())
+    configuration.policy.jitter = 0
+    let clock = ManualClock()
+    let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard(), clock: clock)
     pipeline.start()
-    _ = await pipeline.waitUntilHandled(through: last, timeout: until)
-    let elapsed = ContinuousClock.now - started
+    _ = await clock.advance(until: { pipeline.status[0].cursor >= last }, timeout: until)
+    let sleeps = clock.sleepHistory
     await pipeline.stop()
-    return (pipeline.status[0], try await receiver.stats(), log, dir, elapsed)
+    return (pipeline.status[0], try await receiver.stats(), log, dir, sleeps)
+}
+
+private let shared = Mutex<Receiver?>(nil)
+
+/// One receiver for the scripted runs (starting one costs about a second): each run resets it first.
+func sharedReceiver() throws -> Receiver {
+    try shared.withLock { receiver in
+        if let receiver { return receiver }
+        let started = try Receiver()
+        receiver = started
+        return started
+    }
 }
 
 @Suite(.serialized) struct StatusMatrixTests {
@@ -43,6 +60,7 @@ func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Dur
         #expect(run.status.cursor == 5, "the batch was handled: \(run.status)")
         if retryable {
             #expect(run.status.retries == 1 && run.status.deadLetteredBatches == 0)
+            #expect(run.sleeps == [.milliseconds(20), .milliseconds(70)], "the 20 ms batch delay, then the 50 ms backoff")
             #expect(run.stats["spans"] == 5, "the retry delivered the batch")
         } else {
             #expect(run.status.retries == 0 && run.status.deadLetteredBatches == 1)
@@ -70,14 +88,14 @@ func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Dur
         let run = try await runScripted("grpc", [["grpc_code": 8, "retry_info_ms": 1500, "message": "slow down"]])
         defer { run.log.close() }
         #expect(run.status.retries == 1 && run.status.deadLetteredBatches == 0 && run.stats["spans"] == 5)
-        #expect(run.elapsed >= .milliseconds(1500), "RetryInfo's delay was honoured (\(run.elapsed))")
+        #expect(run.sleeps == [.milliseconds(20), .milliseconds(1520)], "RetryInfo's 1.5 s replaced the 50 ms backoff")
     }
 
     @Test func retryAfterSecondsIsHonoured() async throws {
         let run = try await runScripted("http/protobuf", [["http_status": 503, "retry_after": "2"]])
         defer { run.log.close() }
         #expect(run.status.retries == 1 && run.stats["spans"] == 5)
-        #expect(run.elapsed >= .seconds(2), "Retry-After: 2 was honoured (\(run.elapsed))")
+        #expect(run.sleeps == [.milliseconds(20), .milliseconds(2020)], "Retry-After: 2 replaced the 50 ms backoff")
     }
 
     @Test func retryAfterHTTPDateIsParsedAndHonoured() async throws {
@@ -95,7 +113,8 @@ func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Dur
         let run = try await runScripted("http/json", [["http_status": 429, "retry_after": date]])
         defer { run.log.close() }
         #expect(run.status.retries == 1 && run.stats["spans"] == 5)
-        #expect(run.elapsed >= .seconds(1), "an HTTP-date Retry-After was honoured (\(run.elapsed))")
+        let waited = (run.sleeps.last ?? .zero) - .milliseconds(20)
+        #expect(run.sleeps.count == 2 && waited >= .seconds(1) && waited <= .seconds(3), "an HTTP-date 3 s ahead was honoured: \(run.sleeps)")
     }
 
     @Test(arguments: ["grpc", "http/protobuf", "http/json"])
@@ -109,7 +128,9 @@ func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Dur
 
     @Test(arguments: ["grpc", "http/protobuf"])
     func aSlowReceiverHitsTheTimeoutAndIsRetried(protocolName: String) async throws {
-        let run = try await runScripted(protocolName, [["delay_ms": 2500]], timeout: .milliseconds(700))
+        // The late answer is an error, so that it records nothing when it lands in a later run on the shared receiver.
+        let late: [String: Any] = protocolName == "grpc" ? ["delay_ms": 1200, "grpc_code": 14] : ["delay_ms": 1200, "http_status": 503]
+        let run = try await runScripted(protocolName, [late], timeout: .milliseconds(300))
         defer { run.log.close() }
         #expect(run.status.retries >= 1, "the slow answer timed out and was retried: \(run.status)")
         #expect(run.status.cursor == 5 && run.status.deadLetteredBatches == 0)
@@ -126,22 +147,22 @@ func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Dur
         defer { log.close() }
         var configuration = exporterConfiguration("outage", "http/protobuf", receiver)
         configuration.policy.maxBatchCount = 4096
-        let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard())
+        let clock = ManualClock()
+        let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard(), clock: clock)
         pipeline.start()
-        let total = 100_000
+        let total = 20_000
         for n in 0..<total {
             let record = LogRecordData(timeUnixNano: UInt64(n), severity: .info, body: .string("outage \(n)"))
             _ = log.append(.log(record, scope: testScope), timestampUnixNano: UInt64(n))
         }
         let last = try await log.flush()
-        // Wait (bounded) until the exporter has been refused at least twice; how long that takes depends on load.
-        let deadline = ContinuousClock.now + .seconds(60)
-        while pipeline.status[0].retries < 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        // Backoff and breaker cooldown pass on the manual clock until the exporter has been refused twice.
+        #expect(await clock.advance(until: { pipeline.status[0].retries >= 2 }, timeout: .seconds(60)))
         let during = pipeline.status[0]
         #expect(during.cursor == 0 && during.retries >= 1, "nothing is acknowledged while the receiver is down: \(during)")
         #expect(during.circuit != "closed" || during.consecutiveFailures < configuration.policy.breakerThreshold)
         try await receiver.setDown(false)
-        #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(60)), "\(pipeline.status)")
+        #expect(await clock.advance(until: { pipeline.status[0].cursor >= last }, timeout: .seconds(60)), "\(pipeline.status)")
         await pipeline.stop()
         let stats = try await receiver.stats()
         #expect(stats["unique"] == total, "every event arrived: \(stats)")

@@ -164,8 +164,10 @@ import TelemetryFlowTesting
         let hanging = HangingExporter()
         let registry = PluginRegistry.standard()
         try registry.register(exporter: HangingExporterPlugin(exporter: hanging))
+        var hang = ExporterConfiguration(name: "hang", plugin: "hang")
+        hang.policy.scheduleDelay = .zero
         let pipeline = try await ExportPipeline(
-            log: temporary.log, exporters: [ExporterConfiguration(name: "hang", plugin: "hang")], registry: registry, clock: clock,
+            log: temporary.log, exporters: [hang], registry: registry, clock: clock,
             shutdownGracePeriod: .seconds(3))
         pipeline.start()
         while !hanging.started.withLock({ $0 }) { await Task.yield() }
@@ -190,7 +192,7 @@ import TelemetryFlowTesting
         let group = ServiceGroup(services: [pipeline, projection], logger: Logger(label: "test"))
         let running = Task { try await group.run() }
         #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(10)))
-        let counter = MetricMeasurement(name: "jobs", kind: .counter, value: .int(2), attributes: [:], scope: InstrumentationScope(name: "schedule"))
+        let counter = MetricMeasurement(kind: .counter, name: "jobs", value: .int(2))
         temporary.log.append(.measurement(counter), timestampUnixNano: 1)
         _ = try await temporary.log.flush()
         // The projection collects at 10 s on the clock; the pipeline then exports the collection.

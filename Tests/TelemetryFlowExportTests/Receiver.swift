@@ -65,6 +65,8 @@ final class Receiver: @unchecked Sendable {
     /// The next requests get these answers, in order (see the receiver's docstring).
     func script(_ responses: [[String: Any]]) async throws { try await post("/control/script", responses) }
     func setDown(_ down: Bool) async throws { try await post("/control/down", ["down": down]) }
+    /// Forgets every request, script and setting.
+    func reset() async throws { try await post("/control/reset", [:] as [String: Any]) }
     func received() async throws -> [String: Any] { try await get("/received") }
     func stats() async throws -> [String: Int] { (try await get("/stats")).compactMapValues { $0 as? Int } }
 

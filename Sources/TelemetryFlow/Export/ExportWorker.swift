@@ -121,7 +121,6 @@ final class ExportWorker: Sendable {
                     }
                 }
             }
-            partialSince = nil
             let wanted = batch.allSatisfy { acceptedTypes.contains($0.type) } ? batch : batch.filter(types: { acceptedTypes.contains($0) })
             let skipped = UInt64(batch.count - wanted.count)
             if wanted.isEmpty {
