@@ -6,7 +6,7 @@ PYTHON ?= python3
 APT_PACKAGES := liblmdb-dev libcurl4-openssl-dev libnghttp2-dev zlib1g-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: deps test-deps build demo test fuzz bench clean
+.PHONY: deps test-deps build demo test test-sanitizers fuzz bench clean
 
 # The durability suites (fault injection, damage, full disk, I/O errors) keep both cores busy with child processes;
 # they run after the others so that the export suites' timing is not starved by them.
@@ -42,6 +42,15 @@ test: deps test-deps
 		echo "== note: libcurl 8 could not be fetched (see above); only the installed libcurl's HTTP/2 path was tested"; \
 	fi
 
+# The storage, transport and export suites under ThreadSanitizer, then AddressSanitizer, each in a build folder of
+# its own. A sanitizer report fails the run (TSan and ASan exit non-zero after reporting). The durability suites
+# (child processes killed by the hundred) and the SIGKILL crash test stay in `make test`: they test files on disk,
+# not memory, and would take most of an hour under TSan.
+SANITIZER_SUITES := EventLogTests|AppendQueueTests|QuotaTests|CorruptionTests|HTTPClientTests|TLSTests|HTTP2ConnectionTests|StatusMatrixTests|OutageTests|ExportScheduleTests|RetryPolicyTests|ExportIntegrationTests|FileExporterTests|RegistryTests|ExtendingGuideTests
+test-sanitizers: deps test-deps
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(SWIFT) test --scratch-path .build-tsan --sanitize=thread --filter '$(SANITIZER_SUITES)'
+	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 $(SWIFT) test --scratch-path .build-asan --sanitize=address --filter '$(SANITIZER_SUITES)'
+
 # Thousands of damage cases (TFLOW_DAMAGE_CASES, a new seed each run unless TFLOW_DAMAGE_SEED is set), then the
 # libFuzzer targets for the record codec and protobuf reader and for the LMDB page walker, FUZZ_SECONDS each.
 # The fuzzers run even when damage cases failed (their report stays above); the known damaged-key limit of
@@ -63,4 +72,4 @@ bench: deps
 	.build/release/tflow-export-bench
 
 clean:
-	rm -rf .build Benchmarks/lmdb-raw/lmdb-raw
+	rm -rf .build .build-tsan .build-asan Benchmarks/lmdb-raw/lmdb-raw

@@ -1,7 +1,11 @@
 // Export benchmark: OTLP protobuf encoding throughput and the end-to-end drain of a span backlog to a local
 // receiver that only counts bytes. Prints one JSON line per figure. Run with `make bench`.
 //
-//   tflow-export-bench [--spans N] [--dir DIR]
+//   tflow-export-bench [--spans N] [--dir DIR] [--idle-seconds S] [--only encode|drain|idle]
+//
+// The idle figure: a log and an export pipeline with two exporters, started and then left with nothing to send;
+// the CPU time the whole process used over S seconds (default 10), read from /proc/self/stat, and the context
+// switches of all its threads (/proc/self/task/*/status).
 import Foundation
 import Synchronization
 import TelemetryFlow
@@ -9,10 +13,14 @@ import TelemetryFlow
 var arguments = CommandLine.arguments.dropFirst()
 var spanCount = 1_000_000
 var baseDir = NSTemporaryDirectory() + "tflow-export-bench-\(getpid())"
+var idleSeconds = 10
+var only: String?
 while let argument = arguments.popFirst() {
     switch argument {
     case "--spans": spanCount = Int(arguments.popFirst() ?? "") ?? spanCount
     case "--dir": baseDir = arguments.popFirst() ?? baseDir
+    case "--idle-seconds": idleSeconds = Int(arguments.popFirst() ?? "") ?? idleSeconds
+    case "--only": only = arguments.popFirst()
     default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
     }
 }
@@ -29,7 +37,7 @@ func span(_ n: Int) -> TelemetryEvent {
 }
 
 // 1. Encoding: stored span records → ExportTraceServiceRequest bytes, batches of 1,024 on one core.
-do {
+if only == nil || only == "encode" {
     var batch = EventBatch(startingAfter: 0)
     for n in 0..<1024 { try batch.append(sequence: UInt64(n + 1), record: EventCodec.encode(span(n), timestampUnixNano: 1)) }
     let encoder = OTLPProtobufEncoder(resource: Resource(attributes: ["service.name": "bench"]))
@@ -98,7 +106,7 @@ final class CountingServer: @unchecked Sendable {
     }
 }
 
-do {
+if only == nil || only == "drain" {
     try? FileManager.default.removeItem(atPath: baseDir)
     var configuration = LogConfiguration(directory: baseDir + "/drain")
     configuration.durability = .never
@@ -123,5 +131,64 @@ do {
     let received = server.bytes.withLock { $0 }
     emit(#"{"bench":"otlp_http_protobuf_drain","spans":\#(spanCount),"complete":\#(done),"spans_per_s":\#(Int(Double(spanCount) / seconds)),"mb_per_s":\#(Int(Double(received) / seconds / 1e6)),"seconds":\#(String(format: "%.2f", seconds))}"#)
     log.close()
+    try? FileManager.default.removeItem(atPath: baseDir)
+}
+
+// 3. Idle: what a started pipeline with two exporters costs while nothing is recorded.
+/// User + system CPU time of the whole process, from /proc/self/stat (clock ticks of 10 ms).
+func processCPU() -> Duration {
+    let stat = (try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8)) ?? ""
+    let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+    // After the command name: state is field 3, utime 14 and stime 15 (1-based), so indices 11 and 12 here.
+    guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return .zero }
+    return .milliseconds((user + system) * 1000 / Int(sysconf(Int32(_SC_CLK_TCK))))
+}
+
+/// Voluntary plus involuntary context switches of each thread of the process, by thread id and name.
+func contextSwitches() -> [String: (name: String, switches: Int)] {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+    var out: [String: (name: String, switches: Int)] = [:]
+    for task in tasks {
+        let status = (try? String(contentsOfFile: "/proc/self/task/\(task)/status", encoding: .utf8)) ?? ""
+        let switches = status.split(separator: "\n").filter { $0.contains("ctxt_switches") }
+            .compactMap { Int($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }.reduce(0, +)
+        let name = ((try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines)
+        out[task] = (name, switches)
+    }
+    return out
+}
+
+if only == nil || only == "idle" {
+    try? FileManager.default.removeItem(atPath: baseDir)
+    var configuration = LogConfiguration(directory: baseDir + "/idle")
+    configuration.durability = .interval(milliseconds: 100)
+    let log = try EventLog(configuration)
+    let server = CountingServer()
+    server.start()
+    var otlp = ExporterConfiguration(name: "otlp", plugin: "otlp")
+    otlp.protocolName = "http/protobuf"
+    otlp.endpoint = "http://127.0.0.1:\(server.port)"
+    var file = ExporterConfiguration(name: "file", plugin: "file")
+    file.options = ["path": baseDir + "/idle-export.jsonl"]
+    let pipeline = try await ExportPipeline(log: log, exporters: [otlp, file], registry: .standard())
+    pipeline.start()
+    // Something to send first, so that the workers, the HTTP connection and the file are all set up.
+    for n in 0..<100 { _ = log.append(span(n), timestampUnixNano: UInt64(n)) }
+    let last = try await log.flush()
+    let delivered = await pipeline.waitUntilHandled(through: last, timeout: .seconds(60))
+    try await Task.sleep(for: .seconds(1))
+    let cpuBefore = processCPU()
+    let switchesBefore = contextSwitches()
+    try await Task.sleep(for: .seconds(idleSeconds))
+    let cpu = processCPU() - cpuBefore
+    let switchesAfter = contextSwitches()
+    var byThread: [String: Int] = [:]
+    for (task, after) in switchesAfter { byThread[after.name, default: 0] += after.switches - (switchesBefore[task]?.switches ?? 0) }
+    let switches = byThread.values.reduce(0, +)
+    let busiest = byThread.filter { $0.value > 0 }.sorted { $0.value > $1.value }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
+    await pipeline.stop()
+    log.close()
+    let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
+    emit(#"{"bench":"idle_pipeline_two_exporters","delivered_first":\#(delivered),"seconds":\#(idleSeconds),"cpu_ms":\#(cpu / .milliseconds(1)),"context_switches":\#(switches),"threads":\#(threads),"switches_by_thread":{\#(busiest)}}"#)
     try? FileManager.default.removeItem(atPath: baseDir)
 }

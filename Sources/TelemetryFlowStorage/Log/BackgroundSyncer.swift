@@ -52,7 +52,7 @@ final class BackgroundSyncer: @unchecked Sendable {
         _ = tf_lower_thread_priority(10)
         while true {
             monitor.lock()
-            while pending.isEmpty && !stopping { monitor.wait(0, until: monotonicNanos() + 1_000_000_000) }
+            while pending.isEmpty && !stopping { monitor.wait(0) }
             let batch = pending
             pending = []
             let done = stopping && batch.isEmpty

@@ -21,6 +21,10 @@ struct WriterState {
     var lastCollect: UInt64
     var lastCounterPersist: UInt64
     var countersDirty = false
+    /// Records or operations arrived since the last periodic sync (under `interval`): the next one is due.
+    var unsynced = false
+    /// Records or operations arrived since the last garbage collection: the next one is due within a second.
+    var collectDue = true
     /// The active segment was sealed in the metadata but its successor could not be created yet: nothing may be
     /// written to it any more, and the next commit retries the roll first.
     var rollPending = false
@@ -52,18 +56,31 @@ struct WriterState {
 }
 
 extension LogEngine {
+    /// How often an idle writer wakes, for segments leaving the retention window while nothing is written.
+    static let idleWakeNanos: UInt64 = 60_000_000_000
+
     private var blockNanos: UInt64 { UInt64(configuration.blockTimeoutMilliseconds) * 1_000_000 }
 
     func writerMain() {
         while true {
+            // Idle, the writer sleeps until work arrives, waking once a minute for the retention window; periodic
+            // work (sync, garbage collection, counters) is scheduled only when something happened since it last ran.
             let now = monotonicNanos()
-            var deadline = now + 1_000_000_000
-            if case .interval(let ms) = configuration.durability { deadline = min(deadline, writer.lastSync + UInt64(ms) * 1_000_000) }
+            var deadline = now + Self.idleWakeNanos
+            if case .interval(let ms) = configuration.durability, writer.unsynced || !writer.sealedSinceSync.isEmpty {
+                deadline = min(deadline, writer.lastSync + UInt64(ms) * 1_000_000)
+            }
+            if writer.collectDue { deadline = min(deadline, writer.lastCollect + 1_000_000_000) }
+            if writer.countersDirty { deadline = min(deadline, writer.lastCounterPersist + 1_000_000_000) }
             if writer.pending != nil { deadline = min(deadline, now + 20_000_000) }
             let canTake = writer.pending == nil
             if canTake { writer.spare.reset() }
             let work = queue.take(into: &writer.spare, takeRecords: canTake, until: deadline)
             if !work.operations.isEmpty { apply(work.operations) }
+            if work.count > 0 || !work.operations.isEmpty {
+                writer.unsynced = true
+                writer.collectDue = true
+            }
             if work.count > 0 {
                 writer.pending = .init(offset: 0, firstSequence: work.firstSequence, count: work.count, since: monotonicNanos())
             }
@@ -415,13 +432,18 @@ extension LogEngine {
     private func periodic(force: Bool) {
         let now = monotonicNanos()
         // Closing syncs on this thread once the writer is done (see `writerMain`).
-        if case .interval(let ms) = configuration.durability, !force, now - writer.lastSync >= UInt64(ms) * 1_000_000 {
+        if case .interval(let ms) = configuration.durability, !force, writer.unsynced || !writer.sealedSinceSync.isEmpty,
+            now - writer.lastSync >= UInt64(ms) * 1_000_000
+        {
             requestSync([writer.segments.last?.segment.path, meta.env.path].compactMap { $0 })
             writer.lastSync = now
+            writer.unsynced = false
         }
-        if force || now - writer.lastCollect >= 1_000_000_000 {
+        let sinceCollect = now - writer.lastCollect
+        if force || (sinceCollect >= 1_000_000_000 && writer.collectDue) || sinceCollect >= Self.idleWakeNanos {
             collectGarbage()
             writer.lastCollect = now
+            writer.collectDue = false
         }
         if force || (writer.countersDirty && now - writer.lastCounterPersist >= 1_000_000_000) {
             let counters = counterSnapshot()

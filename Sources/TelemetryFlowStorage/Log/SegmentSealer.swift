@@ -115,7 +115,7 @@ final class SegmentSealer: @unchecked Sendable {
         _ = tf_lower_thread_priority(10)
         while true {
             monitor.lock()
-            while pending.isEmpty && !stopping { monitor.wait(0, until: monotonicNanos() + 1_000_000_000) }
+            while pending.isEmpty && !stopping { monitor.wait(0) }
             if stopping {
                 monitor.unlock()
                 return
