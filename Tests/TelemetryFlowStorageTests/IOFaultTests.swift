@@ -25,7 +25,8 @@ import Testing
 
     func stress(_ dir: String, durability: String, fault: [String: String]) async throws -> ChildRun {
         var environment = fault
-        environment["LD_PRELOAD"] = try #require(Self.library, "the interposer compiles")
+        guard let library = Self.library else { throw TelemetryFlowError(.unsupported, "the faultfs interposer did not compile") }
+        environment["LD_PRELOAD"] = library
         environment["FAULTFS_DIR"] = dir
         return try await runTflow(["stress", "--dir", dir + "/log", "--durability", durability, "--segment-size", "1048576",
                                    "--count", "12000", "--flush-every", "400", "--block-timeout-ms", "100", "--continue-on-error"],

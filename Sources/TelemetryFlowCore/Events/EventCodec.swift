@@ -10,22 +10,22 @@
 ///     16     n  payload (per event type; see Docs/LogFormat.md)
 ///   16+n     4  CRC-32C of bytes 0 ..< 16+n, little-endian
 /// ```
-public enum EventCodec {
+package enum EventCodec {
     /// The format version this build writes and the newest it reads.
-    public static let formatVersion: UInt8 = 1
+    package static let formatVersion: UInt8 = 1
     /// Bytes of the envelope before the payload.
-    public static let headerSize = 16
+    package static let headerSize = 16
     /// Bytes of envelope and checksum around the payload.
-    public static let overhead = 20
+    package static let overhead = 20
 
     /// The envelope fields of a checked record.
-    public struct Envelope: Sendable, Hashable {
-        public var version: UInt8
-        public var type: EventType
-        public var flags: UInt16
-        public var timestampUnixNano: UInt64
+    package struct Envelope: Sendable, Hashable {
+        package var version: UInt8
+        package var type: EventType
+        package var flags: UInt16
+        package var timestampUnixNano: UInt64
         /// The payload's range within the bytes that were checked.
-        public var payload: Range<Int>
+        package var payload: Range<Int>
     }
 
     // MARK: Encoding
@@ -36,7 +36,7 @@ public enum EventCodec {
     ///   (the log's writer thread does it, off the caller's thread).
     /// - Returns: the number of bytes appended.
     @discardableResult
-    public static func encode(
+    package static func encode(
         _ event: borrowing TelemetryEvent, timestampUnixNano: UInt64, into w: inout ProtobufWriter, checksummed: Bool = true
     ) -> Int {
         let start = w.count
@@ -55,7 +55,7 @@ public enum EventCodec {
 
     /// Computes and stores the checksum of a record encoded with `checksummed: false`.
     @inlinable
-    public static func sealChecksum(_ record: UnsafeMutableRawBufferPointer) {
+    package static func sealChecksum(_ record: UnsafeMutableRawBufferPointer) {
         let body = UnsafeRawBufferPointer(rebasing: record[..<(record.count - 4)])
         record.storeBytes(of: CRC32C.checksum(body).littleEndian, toByteOffset: record.count - 4, as: UInt32.self)
     }
@@ -64,7 +64,7 @@ public enum EventCodec {
     ///
     /// - Returns: the number of bytes appended.
     @discardableResult
-    public static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64, into buffer: inout [UInt8]) -> Int {
+    package static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64, into buffer: inout [UInt8]) -> Int {
         ProtobufWriter.withScratch { w in
             let n = encode(event, timestampUnixNano: timestampUnixNano, into: &w)
             w.withUnsafeBytes { buffer.append(contentsOf: $0) }
@@ -73,7 +73,7 @@ public enum EventCodec {
     }
 
     /// One record holding `event`, as a new array.
-    public static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64) -> [UInt8] {
+    package static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64) -> [UInt8] {
         var out: [UInt8] = []
         encode(event, timestampUnixNano: timestampUnixNano, into: &out)
         return out
@@ -157,7 +157,7 @@ public enum EventCodec {
     /// - Throws: ``TelemetryFlowError/Code/corruptedRecord`` when the bytes are too short, the payload length
     ///   disagrees with the record length or the checksum fails; ``TelemetryFlowError/Code/unsupportedFormatVersion``
     ///   for a newer format version.
-    public static func envelope(of record: UnsafeRawBufferPointer) throws(TelemetryFlowError) -> Envelope {
+    package static func envelope(of record: UnsafeRawBufferPointer) throws(TelemetryFlowError) -> Envelope {
         guard record.count >= overhead else {
             throw TelemetryFlowError(.corruptedRecord, "record is \(record.count) bytes, shorter than the \(overhead)-byte envelope")
         }
@@ -190,14 +190,14 @@ public enum EventCodec {
     ///
     /// - Throws: the errors of ``envelope(of:)``, ``TelemetryFlowError/Code/unknownEventType`` and
     ///   ``TelemetryFlowError/Code/decoding`` for a malformed payload.
-    public static func decode(_ record: [UInt8]) throws -> (event: TelemetryEvent, timestampUnixNano: UInt64) {
+    package static func decode(_ record: [UInt8]) throws -> (event: TelemetryEvent, timestampUnixNano: UInt64) {
         let envelope = try record.withUnsafeBytes { try Self.envelope(of: $0) }
         let event = try decodePayload(type: envelope.type, record[envelope.payload])
         return (event, envelope.timestampUnixNano)
     }
 
     /// Decodes the payload of a record whose envelope was already checked.
-    public static func decodePayload(type: EventType, _ payload: ArraySlice<UInt8>) throws -> TelemetryEvent {
+    package static func decodePayload(type: EventType, _ payload: ArraySlice<UInt8>) throws -> TelemetryEvent {
         var r = PayloadReader(payload)
         switch type {
         case .counterMeasurement, .upDownCounterMeasurement, .gaugeMeasurement, .histogramMeasurement:

@@ -1,6 +1,6 @@
 extension TelemetryEvent {
     /// A one-line, human-readable rendering (the console exporter and `tflow inspect` print it).
-    public var summary: String {
+    package var summary: String {
         func attrs(_ a: Attributes) -> String {
             a.isEmpty ? "" : " {" + a.map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + "}"
         }

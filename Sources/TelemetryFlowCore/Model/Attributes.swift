@@ -121,3 +121,8 @@ public struct AttributeLimits: Sendable, Hashable {
         return String(s[..<end])
     }
 }
+
+extension Attributes: CustomStringConvertible {
+    /// `key=value` pairs joined by commas, in order.
+    public var description: String { elements.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
+}

@@ -87,7 +87,7 @@ func fromBigEndian(_ bytes: ArraySlice<UInt8>) -> UInt64 {
 private let hexDigits = Array("0123456789abcdef".utf8)
 
 /// Lowercase hex of `bytes`.
-public func hexEncode(_ bytes: some Sequence<UInt8>) -> String {
+package func hexEncode(_ bytes: some Sequence<UInt8>) -> String {
     var out: [UInt8] = []
     for b in bytes {
         out.append(hexDigits[Int(b >> 4)])
@@ -97,7 +97,7 @@ public func hexEncode(_ bytes: some Sequence<UInt8>) -> String {
 }
 
 /// Bytes of a hex string, or nil when it has an odd length or a non-hex character.
-public func hexDecode(_ hex: String) -> [UInt8]? {
+package func hexDecode(_ hex: String) -> [UInt8]? {
     let utf8 = Array(hex.utf8)
     guard utf8.count % 2 == 0 else { return nil }
     func nibble(_ c: UInt8) -> UInt8? {

@@ -1,33 +1,6 @@
-/// How the metrics projection aggregates.
-public struct MetricAggregationConfiguration: Sendable, Hashable {
-    /// OpenTelemetry's default explicit bucket boundaries.
-    public static let defaultBounds: [Double] = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000]
-
-    public var temporality: AggregationTemporality = .cumulative
-    /// Histogram boundaries for instruments not named in ``histogramBoundsByInstrument``.
-    public var histogramBounds: [Double] = defaultBounds
-    public var histogramBoundsByInstrument: [String: [Double]] = [:]
-    /// Most attribute sets per instrument; measurements of further sets go to one overflow series with the
-    /// attribute `otel.metric.overflow = true` and are counted.
-    public var cardinalityLimit = 2000
-
-    public init() {}
-
-    public func validate() throws {
-        for bounds in [histogramBounds] + Array(histogramBoundsByInstrument.values) {
-            guard zip(bounds, bounds.dropFirst()).allSatisfy({ $0 < $1 }), bounds.allSatisfy(\.isFinite) else {
-                throw TelemetryFlowError(.invalidConfiguration, "histogram bounds \(bounds) must be finite and strictly increasing")
-            }
-        }
-        guard cardinalityLimit >= 1 else {
-            throw TelemetryFlowError(.invalidConfiguration, "cardinalityLimit must be at least 1 (got \(cardinalityLimit))")
-        }
-    }
-}
-
 /// Folds metric measurements into sums, last-value gauges and histograms per instrument and attribute set
 /// (the read model behind `metrics_collected` events). A value type: the projection checkpoints it.
-public struct MetricAggregator: Sendable {
+package struct MetricAggregator: Sendable {
     struct InstrumentKey: Hashable, Sendable {
         var name: String
         var kind: InstrumentKind
@@ -46,28 +19,28 @@ public struct MetricAggregator: Sendable {
         var aggregate: Aggregate
     }
 
-    public let configuration: MetricAggregationConfiguration
+    package let configuration: MetricAggregationConfiguration
     var instruments: [InstrumentKey: [Attributes: Stream]] = [:]
     var order: [InstrumentKey] = []
     /// The end of the last collection (start of the current delta interval).
-    public private(set) var lastCollectionUnixNano: UInt64 = 0
+    package private(set) var lastCollectionUnixNano: UInt64 = 0
     /// Measurements folded into overflow series because an instrument hit the cardinality limit.
-    public private(set) var overflowMeasurements: UInt64 = 0
+    package private(set) var overflowMeasurements: UInt64 = 0
     /// Measurements refused: NaN or infinite values, negative counter increments.
-    public private(set) var invalidMeasurements: UInt64 = 0
+    package private(set) var invalidMeasurements: UInt64 = 0
 
     static let overflowAttributes: Attributes = ["otel.metric.overflow": true]
 
-    public init(configuration: MetricAggregationConfiguration, startUnixNano: UInt64 = 0) {
+    package init(configuration: MetricAggregationConfiguration, startUnixNano: UInt64 = 0) {
         self.configuration = configuration
         lastCollectionUnixNano = startUnixNano
     }
 
     /// Number of series held.
-    public var seriesCount: Int { instruments.values.reduce(0) { $0 + $1.count } }
+    package var seriesCount: Int { instruments.values.reduce(0) { $0 + $1.count } }
 
     /// Folds one measurement recorded at `timeUnixNano`.
-    public mutating func fold(_ m: MetricMeasurement, timeUnixNano: UInt64) {
+    package mutating func fold(_ m: MetricMeasurement, timeUnixNano: UInt64) {
         let number = m.value.asDouble
         guard number.isFinite, !(m.kind == .counter && number < 0) else {
             invalidMeasurements += 1
@@ -113,14 +86,14 @@ public struct MetricAggregator: Sendable {
     }
 
     /// The current points; with delta temporality the state then starts a new interval.
-    public mutating func collect(foldedThrough: UInt64, timeUnixNano: UInt64) -> CollectedMetrics {
+    package mutating func collect(foldedThrough: UInt64, timeUnixNano: UInt64) -> CollectedMetrics {
         let metrics = snapshot(timeUnixNano: timeUnixNano)
         reset(at: timeUnixNano)
         return CollectedMetrics(foldedThrough: foldedThrough, timeUnixNano: timeUnixNano, metrics: metrics)
     }
 
     /// What a collection at `timeUnixNano` would report, without changing the state.
-    public func snapshot(timeUnixNano: UInt64) -> [MetricData] {
+    package func snapshot(timeUnixNano: UInt64) -> [MetricData] {
         order.compactMap { key in
             guard let streams = instruments[key], !streams.isEmpty else { return nil }
             let points = streams.sorted { $0.key.description < $1.key.description }.map { attributes, stream in
@@ -143,7 +116,7 @@ public struct MetricAggregator: Sendable {
     }
 
     /// Ends an interval at `timeUnixNano`: with delta temporality every series starts over.
-    public mutating func reset(at timeUnixNano: UInt64) {
+    package mutating func reset(at timeUnixNano: UInt64) {
         lastCollectionUnixNano = timeUnixNano
         if configuration.temporality == .delta {
             instruments.removeAll(keepingCapacity: true)
@@ -154,7 +127,7 @@ public struct MetricAggregator: Sendable {
     // MARK: Checkpoints
 
     /// The state as bytes: interval start, counters, then every series as OTLP `ScopeMetrics`.
-    public func encodedState() -> [UInt8] {
+    package func encodedState() -> [UInt8] {
         var w = ProtobufWriter()
         w.writeRawFixed64(lastCollectionUnixNano)
         w.writeRawFixed64(overflowMeasurements)
@@ -165,7 +138,7 @@ public struct MetricAggregator: Sendable {
     }
 
     /// Restores a state written by ``encodedState()``.
-    public init(configuration: MetricAggregationConfiguration, state bytes: [UInt8]) throws {
+    package init(configuration: MetricAggregationConfiguration, state bytes: [UInt8]) throws {
         self.init(configuration: configuration)
         guard bytes.count >= 24 else { throw TelemetryFlowError(.decoding, "metrics checkpoint is truncated") }
         lastCollectionUnixNano = bytes.littleEndianUInt64(at: 0)
@@ -193,8 +166,4 @@ public struct MetricAggregator: Sendable {
             instruments[key] = streams
         }
     }
-}
-
-extension Attributes: CustomStringConvertible {
-    public var description: String { elements.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
 }

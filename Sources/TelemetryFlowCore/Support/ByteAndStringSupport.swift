@@ -1,6 +1,6 @@
 extension String {
     /// The string without leading and trailing spaces, tabs and line breaks.
-    public func trimmingWhitespace() -> String {
+    package func trimmingWhitespace() -> String {
         var s = Substring(self)
         while let c = s.first, c == " " || c == "\t" || c.isNewline { s = s.dropFirst() }
         while let c = s.last, c == " " || c == "\t" || c.isNewline { s = s.dropLast() }
@@ -8,7 +8,7 @@ extension String {
     }
 
     /// `%XX` escapes decoded (as in `grpc-message` and the `OTEL_*_HEADERS` variables); other bytes kept.
-    public var percentDecoded: String {
+    package var percentDecoded: String {
         guard contains("%") else { return self }
         var out: [UInt8] = []
         var bytes = Array(utf8)[...]
@@ -26,7 +26,7 @@ extension String {
 
 extension Collection<UInt8> {
     /// The little-endian `UInt64` in the 8 bytes starting `offset` bytes after `startIndex`.
-    public func littleEndianUInt64(at offset: Int = 0) -> UInt64 {
+    package func littleEndianUInt64(at offset: Int = 0) -> UInt64 {
         var value: UInt64 = 0
         var i = index(startIndex, offsetBy: offset)
         for shift in stride(from: UInt64(0), to: 64, by: 8) {

@@ -4,9 +4,9 @@ internal import CSupport
 ///
 /// With the CPU's CRC instructions (x86-64 SSE 4.2, AArch64 CRC32) when it has them: 8 bytes per instruction,
 /// a 200-byte record in about 25 ns. Otherwise slicing-by-8 tables in software, about 1 byte per cycle.
-public enum CRC32C {
+package enum CRC32C {
     /// Whether ``checksum(_:continuing:)`` uses the CPU's instructions.
-    public static let usesHardware = tf_crc32c_hardware_available() != 0
+    package static let usesHardware = tf_crc32c_hardware_available() != 0
 
     static let tables: [UInt32] = {
         var table = [UInt32](repeating: 0, count: 8 * 256)
@@ -25,13 +25,13 @@ public enum CRC32C {
     }()
 
     /// The checksum of `bytes`, continuing from `crc` (pass the result of an earlier call to chain).
-    public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+    package static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         guard usesHardware, let base = bytes.baseAddress else { return software(bytes, continuing: crc) }
         return tf_crc32c_hardware(crc, base, bytes.count)
     }
 
     /// The software (table) computation, whatever the CPU has.
-    public static func software(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+    package static func software(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         tables.withUnsafeBufferPointer { table in
             var crc = ~crc
             guard var p = bytes.baseAddress else { return ~crc }
@@ -57,7 +57,7 @@ public enum CRC32C {
     }
 
     /// The checksum of a byte array.
-    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
+    package static func checksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { checksum($0) }
     }
 }

@@ -1,5 +1,5 @@
 /// A parsed JSON value (for reading small documents such as OTLP/JSON responses and configuration).
-public enum JSONValue: Sendable, Hashable {
+package enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(Double)
@@ -10,7 +10,7 @@ public enum JSONValue: Sendable, Hashable {
     /// Parses one JSON document.
     ///
     /// - Throws: ``TelemetryFlowError/Code/decoding`` naming the offset of the first error.
-    public init(parsing bytes: some Collection<UInt8>) throws {
+    package init(parsing bytes: some Collection<UInt8>) throws {
         var p = Parser(bytes: Array(bytes))
         p.skipSpace()
         self = try p.value(depth: 0)
@@ -18,18 +18,18 @@ public enum JSONValue: Sendable, Hashable {
         guard p.i == p.bytes.count else { throw p.error("trailing characters") }
     }
 
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         if case .object(let o) = self { return o[key] }
         return nil
     }
 
-    public var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
     /// A number, or a string holding one (protobuf's JSON mapping writes 64-bit integers as strings).
-    public var int64Value: Int64? {
+    package var int64Value: Int64? {
         switch self {
         case .number(let d): return d.isFinite && d == d.rounded() ? Int64(exactly: d) : nil
         case .string(let s): return Int64(s)

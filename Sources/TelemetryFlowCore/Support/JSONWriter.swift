@@ -1,20 +1,20 @@
 /// A small streaming JSON writer: objects, arrays, escaped strings, numbers. Commas are placed automatically.
-public struct JSONWriter: Sendable {
-    public var bytes: [UInt8] = []
+package struct JSONWriter: Sendable {
+    package var bytes: [UInt8] = []
     private var needsComma = false
 
-    public init() {}
+    package init() {}
 
-    public var string: String { String(decoding: bytes, as: UTF8.self) }
+    package var string: String { String(decoding: bytes, as: UTF8.self) }
 
     private mutating func separator() {
         if needsComma { bytes.append(UInt8(ascii: ",")) }
         needsComma = true
     }
 
-    public mutating func object(_ body: (inout JSONWriter) -> Void) { container("{", "}", body) }
+    package mutating func object(_ body: (inout JSONWriter) -> Void) { container("{", "}", body) }
 
-    public mutating func array(_ body: (inout JSONWriter) -> Void) { container("[", "]", body) }
+    package mutating func array(_ body: (inout JSONWriter) -> Void) { container("[", "]", body) }
 
     private mutating func container(_ open: Unicode.Scalar, _ close: Unicode.Scalar, _ body: (inout JSONWriter) -> Void) {
         separator()
@@ -26,35 +26,35 @@ public struct JSONWriter: Sendable {
     }
 
     /// Writes `"key":` inside an object; the next value call writes the value.
-    public mutating func key(_ key: String) {
+    package mutating func key(_ key: String) {
         separator()
         appendQuoted(key)
         bytes.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
-    public mutating func value(_ s: String) {
+    package mutating func value(_ s: String) {
         separator()
         appendQuoted(s)
     }
 
-    public mutating func value(_ b: Bool) {
+    package mutating func value(_ b: Bool) {
         separator()
         bytes.append(contentsOf: (b ? "true" : "false").utf8)
     }
 
-    public mutating func value(_ i: Int64) {
+    package mutating func value(_ i: Int64) {
         separator()
         bytes.append(contentsOf: String(i).utf8)
     }
 
-    public mutating func value(_ u: UInt64) {
+    package mutating func value(_ u: UInt64) {
         separator()
         bytes.append(contentsOf: String(u).utf8)
     }
 
     /// Finite doubles as numbers; NaN and infinities as the strings protobuf's JSON mapping uses.
-    public mutating func value(_ d: Double) {
+    package mutating func value(_ d: Double) {
         separator()
         if d.isNaN {
             bytes.append(contentsOf: "\"NaN\"".utf8)
@@ -68,16 +68,16 @@ public struct JSONWriter: Sendable {
         }
     }
 
-    public mutating func null() {
+    package mutating func null() {
         separator()
         bytes.append(contentsOf: "null".utf8)
     }
 
-    public mutating func field(_ key: String, _ s: String) { self.key(key); value(s) }
-    public mutating func field(_ key: String, _ b: Bool) { self.key(key); value(b) }
-    public mutating func field(_ key: String, _ i: Int64) { self.key(key); value(i) }
-    public mutating func field(_ key: String, _ u: UInt64) { self.key(key); value(u) }
-    public mutating func field(_ key: String, _ d: Double) { self.key(key); value(d) }
+    package mutating func field(_ key: String, _ s: String) { self.key(key); value(s) }
+    package mutating func field(_ key: String, _ b: Bool) { self.key(key); value(b) }
+    package mutating func field(_ key: String, _ i: Int64) { self.key(key); value(i) }
+    package mutating func field(_ key: String, _ u: UInt64) { self.key(key); value(u) }
+    package mutating func field(_ key: String, _ d: Double) { self.key(key); value(d) }
 
     private mutating func appendQuoted(_ s: String) {
         bytes.append(UInt8(ascii: "\""))

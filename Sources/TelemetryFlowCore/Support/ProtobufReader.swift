@@ -2,36 +2,36 @@
 ///
 /// It walks fields one at a time over a byte slice and throws ``TelemetryFlowError/Code/decoding`` on
 /// truncated or malformed input instead of trapping.
-public struct ProtobufReader: Sendable {
+package struct ProtobufReader: Sendable {
     /// One decoded field value.
-    public enum Value: Sendable {
+    package enum Value: Sendable {
         case varint(UInt64)
         case fixed64(UInt64)
         case fixed32(UInt32)
         case bytes(ArraySlice<UInt8>)
 
         /// The value as a length-delimited payload, or a decoding error.
-        public func asBytes() throws -> ArraySlice<UInt8> {
+        package func asBytes() throws -> ArraySlice<UInt8> {
             guard case .bytes(let b) = self else { throw ProtobufReader.wrongType("length-delimited") }
             return b
         }
         /// The value as a varint, or a decoding error.
-        public func asVarint() throws -> UInt64 {
+        package func asVarint() throws -> UInt64 {
             guard case .varint(let v) = self else { throw ProtobufReader.wrongType("varint") }
             return v
         }
         /// The value as a fixed 64-bit number, or a decoding error.
-        public func asFixed64() throws -> UInt64 {
+        package func asFixed64() throws -> UInt64 {
             guard case .fixed64(let v) = self else { throw ProtobufReader.wrongType("fixed64") }
             return v
         }
         /// The value as a fixed 32-bit number, or a decoding error.
-        public func asFixed32() throws -> UInt32 {
+        package func asFixed32() throws -> UInt32 {
             guard case .fixed32(let v) = self else { throw ProtobufReader.wrongType("fixed32") }
             return v
         }
         /// The value as UTF-8 text, or a decoding error.
-        public func asString() throws -> String {
+        package func asString() throws -> String {
             String(decoding: try asBytes(), as: UTF8.self)
         }
     }
@@ -40,13 +40,13 @@ public struct ProtobufReader: Sendable {
     private var index: Int
 
     /// Creates a reader over `bytes`.
-    public init(_ bytes: ArraySlice<UInt8>) {
+    package init(_ bytes: ArraySlice<UInt8>) {
         self.bytes = bytes
         self.index = bytes.startIndex
     }
 
     /// Whether every field has been read.
-    public var isAtEnd: Bool { index >= bytes.endIndex }
+    package var isAtEnd: Bool { index >= bytes.endIndex }
 
     static func wrongType(_ expected: String) -> TelemetryFlowError {
         TelemetryFlowError(.decoding, "protobuf field has the wrong wire type; expected \(expected)")
@@ -55,7 +55,7 @@ public struct ProtobufReader: Sendable {
     static let truncated = TelemetryFlowError(.decoding, "protobuf message is truncated")
 
     /// Reads a varint.
-    public mutating func readVarint() throws -> UInt64 {
+    package mutating func readVarint() throws -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -80,7 +80,7 @@ public struct ProtobufReader: Sendable {
     }
 
     /// Reads the next field, or returns nil at the end of the message.
-    public mutating func next() throws -> (field: UInt32, value: Value)? {
+    package mutating func next() throws -> (field: UInt32, value: Value)? {
         guard !isAtEnd else { return nil }
         let key = try readVarint()
         let field = UInt32(truncatingIfNeeded: key >> 3)

@@ -5,9 +5,9 @@
 /// place when the body is 128 bytes or longer, which keeps the common case (small attributes, events) to one
 /// pass. The writer owns its memory (it is not copyable); ``withScratch(capacity:_:)`` starts it on the stack,
 /// which is how a record is encoded on the append path without touching the heap.
-public struct ProtobufWriter: ~Copyable {
+package struct ProtobufWriter: ~Copyable {
     /// Wire types of the protocol-buffers encoding.
-    public enum WireType: UInt8, Sendable {
+    package enum WireType: UInt8, Sendable {
         case varint = 0, fixed64 = 1, lengthDelimited = 2, fixed32 = 5
     }
 
@@ -20,10 +20,10 @@ public struct ProtobufWriter: ~Copyable {
     /// Whether `base` is heap memory this writer frees (false while it writes into a caller's scratch space).
     @usableFromInline var owned: Bool
     /// The number of bytes written so far.
-    @inlinable public var count: Int { Int(bitPattern: cursor) &- Int(bitPattern: base) }
+    @inlinable package var count: Int { Int(bitPattern: cursor) &- Int(bitPattern: base) }
 
     /// Creates an empty writer with room for `capacity` bytes before it grows.
-    public init(capacity: Int = 256) {
+    package init(capacity: Int = 256) {
         let capacity = max(capacity, 16)
         base = .allocate(capacity: capacity)
         cursor = base
@@ -44,7 +44,7 @@ public struct ProtobufWriter: ~Copyable {
     /// Runs `body` with a writer whose first 1,024 bytes live on the stack (it moves to the heap only if it
     /// outgrows them).
     @inlinable @inline(__always)
-    public static func withScratch<R>(_ body: (inout ProtobufWriter) throws -> R) rethrows -> R {
+    package static func withScratch<R>(_ body: (inout ProtobufWriter) throws -> R) rethrows -> R {
         try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
             var w = ProtobufWriter(scratch: scratch)
             return try body(&w)
@@ -54,7 +54,7 @@ public struct ProtobufWriter: ~Copyable {
     /// ``withScratch(_:)`` for a body that reads `argument`: the argument is passed through by borrow rather
     /// than captured, so a large value (an event) is not copied on the way.
     @inlinable @inline(__always)
-    public static func withScratch<Argument: ~Copyable, R>(
+    package static func withScratch<Argument: ~Copyable, R>(
         passing argument: borrowing Argument, _ body: (borrowing Argument, inout ProtobufWriter) throws -> R
     ) rethrows -> R {
         try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
@@ -64,17 +64,17 @@ public struct ProtobufWriter: ~Copyable {
     }
 
     /// A copy of the bytes written so far.
-    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+    package var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
     /// Calls `body` with the bytes written so far (valid only during the call).
     @inlinable
-    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: base, count: count))
     }
 
     /// Makes room for `additional` more bytes.
     @inlinable @inline(__always)
-    public mutating func reserve(_ additional: Int) {
+    package mutating func reserve(_ additional: Int) {
         if additional > Int(bitPattern: end) &- Int(bitPattern: cursor) { grow(to: count + additional) }
     }
 
@@ -94,7 +94,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends one byte.
     @inlinable @inline(__always)
-    public mutating func append(_ byte: UInt8) {
+    package mutating func append(_ byte: UInt8) {
         if cursor == end { grow(to: count + 1) }
         cursor.pointee = byte
         cursor += 1
@@ -102,7 +102,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends raw bytes.
     @inlinable
-    public mutating func append(contentsOf bytes: UnsafeRawBufferPointer) {
+    package mutating func append(contentsOf bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
         reserve(bytes.count)
         UnsafeMutableRawPointer(cursor).copyMemory(from: source, byteCount: bytes.count)
@@ -111,7 +111,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends a collection of bytes (arrays and slices are copied in one move).
     @inlinable
-    public mutating func append(contentsOf bytes: some Collection<UInt8>) {
+    package mutating func append(contentsOf bytes: some Collection<UInt8>) {
         let done: Void? = bytes.withContiguousStorageIfAvailable { append(contentsOf: UnsafeRawBufferPointer($0)) }
         guard done == nil else { return }
         reserve(bytes.count)
@@ -123,7 +123,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends the little-endian bytes of `value`.
     @inlinable @inline(__always)
-    public mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
+    package mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
         reserve(MemoryLayout<T>.size)
         UnsafeMutableRawPointer(cursor).storeBytes(of: value.littleEndian, as: T.self)
         cursor += MemoryLayout<T>.size
@@ -131,7 +131,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends the little-endian bytes of `value` without checking for room: only after ``reserve(_:)``.
     @inlinable @inline(__always)
-    public mutating func appendUnchecked<T: FixedWidthInteger>(_ value: T) {
+    package mutating func appendUnchecked<T: FixedWidthInteger>(_ value: T) {
         assert(Int(bitPattern: end) &- Int(bitPattern: cursor) >= MemoryLayout<T>.size, "appendUnchecked without reserve")
         UnsafeMutableRawPointer(cursor).storeBytes(of: value.littleEndian, as: T.self)
         cursor += MemoryLayout<T>.size
@@ -140,21 +140,21 @@ public struct ProtobufWriter: ~Copyable {
     /// Overwrites the bytes at `offset` with the little-endian bytes of `value` (a length or checksum patched
     /// after the fact).
     @inlinable
-    public mutating func storeLittleEndian<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+    package mutating func storeLittleEndian<T: FixedWidthInteger>(_ value: T, at offset: Int) {
         precondition(offset >= 0 && offset + MemoryLayout<T>.size <= count, "store outside the written bytes")
         UnsafeMutableRawPointer(base + offset).storeBytes(of: value.littleEndian, as: T.self)
     }
 
     /// Appends a raw varint.
     @inlinable @inline(__always)
-    public mutating func writeVarint(_ value: UInt64) {
+    package mutating func writeVarint(_ value: UInt64) {
         reserve(10)
         cursor = Self.storeVarint(value, at: cursor)
     }
 
     /// The number of bytes of `value` as a varint.
     @inlinable @inline(__always)
-    public static func varintSize(_ value: UInt64) -> Int {
+    package static func varintSize(_ value: UInt64) -> Int {
         (64 &- (value | 1).leadingZeroBitCount &+ 6) / 7
     }
 
@@ -174,13 +174,13 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends a field key (field number and wire type).
     @inlinable @inline(__always)
-    public mutating func writeTag(_ field: UInt32, _ type: WireType) {
+    package mutating func writeTag(_ field: UInt32, _ type: WireType) {
         writeVarint(UInt64(field) << 3 | UInt64(type.rawValue))
     }
 
     /// Appends a varint field, omitting it when `value` is zero (proto3 default).
     @inlinable @inline(__always)
-    public mutating func writeVarintField(_ field: UInt32, _ value: UInt64) {
+    package mutating func writeVarintField(_ field: UInt32, _ value: UInt64) {
         guard value != 0 else { return }
         writeTag(field, .varint)
         writeVarint(value)
@@ -188,7 +188,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends an `int64` field (two's complement varint), omitting zero.
     @inlinable @inline(__always)
-    public mutating func writeInt64Field(_ field: UInt32, _ value: Int64, always: Bool = false) {
+    package mutating func writeInt64Field(_ field: UInt32, _ value: Int64, always: Bool = false) {
         guard value != 0 || always else { return }
         writeTag(field, .varint)
         writeVarint(UInt64(bitPattern: value))
@@ -196,7 +196,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends a `bool` field, omitting false.
     @inlinable @inline(__always)
-    public mutating func writeBoolField(_ field: UInt32, _ value: Bool, always: Bool = false) {
+    package mutating func writeBoolField(_ field: UInt32, _ value: Bool, always: Bool = false) {
         guard value || always else { return }
         writeTag(field, .varint)
         append(value ? 1 : 0)
@@ -204,13 +204,13 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends a little-endian 64-bit value without a tag.
     @inlinable @inline(__always)
-    public mutating func writeRawFixed64(_ value: UInt64) {
+    package mutating func writeRawFixed64(_ value: UInt64) {
         appendLittleEndian(value)
     }
 
     /// Appends a `fixed64` field, omitting zero unless `always`.
     @inlinable @inline(__always)
-    public mutating func writeFixed64Field(_ field: UInt32, _ value: UInt64, always: Bool = false) {
+    package mutating func writeFixed64Field(_ field: UInt32, _ value: UInt64, always: Bool = false) {
         guard value != 0 || always else { return }
         writeTag(field, .fixed64)
         writeRawFixed64(value)
@@ -218,7 +218,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends a `double` field; `always` writes it even when it is zero (needed inside `oneof`).
     @inlinable @inline(__always)
-    public mutating func writeDoubleField(_ field: UInt32, _ value: Double, always: Bool = false) {
+    package mutating func writeDoubleField(_ field: UInt32, _ value: Double, always: Bool = false) {
         guard value.bitPattern != 0 || always else { return }
         writeTag(field, .fixed64)
         writeRawFixed64(value.bitPattern)
@@ -226,7 +226,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends a `fixed32` field, omitting zero.
     @inlinable @inline(__always)
-    public mutating func writeFixed32Field(_ field: UInt32, _ value: UInt32) {
+    package mutating func writeFixed32Field(_ field: UInt32, _ value: UInt32) {
         guard value != 0 else { return }
         writeTag(field, .fixed32)
         appendLittleEndian(value)
@@ -234,7 +234,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends a `string` field; `always` writes it even when empty (needed inside `oneof`).
     @inlinable @inline(__always)
-    public mutating func writeStringField(_ field: UInt32, _ value: String, always: Bool = false) {
+    package mutating func writeStringField(_ field: UInt32, _ value: String, always: Bool = false) {
         guard !value.isEmpty || always else { return }
         writeTag(field, .lengthDelimited)
         writeString(value)
@@ -242,7 +242,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends a string's varint length and UTF-8 bytes (the body of a `string` field).
     @inlinable @inline(__always)
-    public mutating func writeString(_ value: String) {
+    package mutating func writeString(_ value: String) {
         if let small = SmallStringBits(value) {
             // Up to 15 bytes held in the string value itself: two word stores, no spill to memory.
             reserve(17)
@@ -266,7 +266,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends the varint length and then `bytes` (the body of a `string` or `bytes` field).
     @inlinable @inline(__always)
-    public mutating func writeString(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func writeString(_ bytes: UnsafeRawBufferPointer) {
         let n = bytes.count
         reserve(n &+ 10)
         cursor = Self.storeVarint(UInt64(n), at: cursor)
@@ -307,7 +307,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends a `bytes` field; `always` writes it even when empty.
     @inlinable
-    public mutating func writeBytesField(_ field: UInt32, _ value: some Collection<UInt8>, always: Bool = false) {
+    package mutating func writeBytesField(_ field: UInt32, _ value: some Collection<UInt8>, always: Bool = false) {
         guard !value.isEmpty || always else { return }
         writeTag(field, .lengthDelimited)
         writeVarint(UInt64(value.count))
@@ -316,7 +316,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Appends a length-delimited field whose body `body` writes; the length is patched afterwards.
     @inlinable
-    public mutating func writeMessageField(_ field: UInt32, _ body: (inout ProtobufWriter) -> Void) {
+    package mutating func writeMessageField(_ field: UInt32, _ body: (inout ProtobufWriter) -> Void) {
         writeTag(field, .lengthDelimited)
         let lengthAt = count
         append(0)
@@ -326,7 +326,7 @@ public struct ProtobufWriter: ~Copyable {
 
     /// Rewrites the one reserved length byte at `lengthAt` with the varint length of what follows it.
     @inlinable
-    public mutating func patchLength(at lengthAt: Int) {
+    package mutating func patchLength(at lengthAt: Int) {
         let body = count &- lengthAt &- 1
         if body < 0x80 {
             base[lengthAt] = UInt8(truncatingIfNeeded: body)
