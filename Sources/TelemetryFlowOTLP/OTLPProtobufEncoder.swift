@@ -54,29 +54,17 @@ public struct OTLPProtobufEncoder: Sendable {
         var index: [ArraySlice<UInt8>: Int] = [:]
         var count = 0
         for event in batch where event.type == type {
-            let payload = event.payload
-            var i = payload.startIndex
-            let end = payload.endIndex
-            // The scope's name, then its version (each may be empty).
-            func field() throws -> ArraySlice<UInt8>? {
-                let (length, next) = try readVarint(payload, i, end)
-                guard next + Int(length) <= end else { throw TelemetryFlowError(.decoding, "event #\(event.sequence): scope runs past the payload") }
-                defer { i = next + Int(length) }
-                return length == 0 ? nil : payload[i..<(next + Int(length))]
-            }
-            let name = try field()
-            let version = try field()
-            let scope = payload[payload.startIndex..<i]
+            guard let item = try event.otlpItem() else { continue }
             let slot: Int
-            if let existing = index[scope] {
+            if let existing = index[item.scopeFields] {
                 slot = existing
             } else {
                 slot = groups.count
-                index[scope] = slot
-                groups.append(ScopeGroup(name: name, version: version))
+                index[item.scopeFields] = slot
+                groups.append(ScopeGroup(name: item.nameField, version: item.versionField))
             }
-            let size = end - i
-            groups[slot].items.append(payload[i..<end])
+            let size = item.message.count
+            groups[slot].items.append(item.message)
             groups[slot].itemsSize += 1 + varintSize(UInt64(size)) + size
             count += 1
         }
@@ -134,9 +122,7 @@ public struct OTLPProtobufEncoder: Sendable {
                 w.append(contentsOf: resourceMessage)
             }
             for event in batch where event.type == .metricsCollected {
-                // Payload: folded-through (8 bytes), time (8 bytes), then ScopeMetrics records in field 2.
-                let records = event.payload.dropFirst(16)
-                guard !records.isEmpty else { continue }
+                guard let records = event.scopeMetricsRecords, !records.isEmpty else { continue }
                 any = true
                 w.append(contentsOf: records)
                 points += Self.countPoints(records)
@@ -151,23 +137,4 @@ public struct OTLPProtobufEncoder: Sendable {
     }
 }
 
-@inline(__always)
-func varintSize(_ value: UInt64) -> Int {
-    value < 1 << 7 ? 1 : value < 1 << 14 ? 2 : value < 1 << 21 ? 3 : value < 1 << 28 ? 4 : (64 - value.leadingZeroBitCount + 6) / 7
-}
-
-@inline(__always)
-func readVarint(_ bytes: ArraySlice<UInt8>, _ start: Int, _ end: Int) throws -> (UInt64, Int) {
-    var value: UInt64 = 0
-    var shift: UInt64 = 0
-    var i = start
-    while i < end {
-        let b = bytes[i]
-        value |= UInt64(b & 0x7f) << shift
-        i += 1
-        if b < 0x80 { return (value, i) }
-        shift += 7
-        if shift > 63 { break }
-    }
-    throw TelemetryFlowError(.decoding, "malformed varint in stored payload")
-}
+private func varintSize(_ value: UInt64) -> Int { ProtobufWriter.varintSize(value) }

@@ -59,7 +59,7 @@ public final class MetricsProjection: Service, Sendable {
         var boundaries: [(through: UInt64, time: UInt64)] = []
         try Self.scan(log, after: checkpointed) { batch in
             for event in batch where event.type == .metricsCollected {
-                if let (through, time) = CollectedMetrics.header(ofPayload: event.payload), through > checkpointed {
+                if let (through, time) = event.collectionHeader, through > checkpointed {
                     boundaries.append((through, time))
                 }
             }
@@ -67,12 +67,12 @@ public final class MetricsProjection: Service, Sendable {
         // Pass 2: fold measurements, ending each recovered interval before the first measurement after it.
         var next = 0
         try Self.scan(log, after: checkpointed) { batch in
-            for event in batch where (1...4).contains(event.type.rawValue) {
+            for event in batch where event.isMeasurement {
                 while next < boundaries.count && boundaries[next].through < event.sequence {
                     aggregator.reset(at: boundaries[next].time)
                     next += 1
                 }
-                if case .measurement(let m) = try event.decode() { aggregator.fold(m, timeUnixNano: event.timestampUnixNano) }
+                if let m = try event.measurement() { aggregator.fold(m, timeUnixNano: event.timestampUnixNano) }
             }
             position = batch.endSequence
         }
@@ -105,8 +105,8 @@ public final class MetricsProjection: Service, Sendable {
     public func catchUp() throws {
         try Self.scan(log, after: state.withLock { $0.position }) { batch in
             state.withLock { s in
-                for event in batch where (1...4).contains(event.type.rawValue) {
-                    if case .measurement(let m)? = try? event.decode() { s.aggregator.fold(m, timeUnixNano: event.timestampUnixNano) }
+                for event in batch where event.isMeasurement {
+                    if let m = try? event.measurement() { s.aggregator.fold(m, timeUnixNano: event.timestampUnixNano) }
                 }
                 s.position = batch.endSequence
             }

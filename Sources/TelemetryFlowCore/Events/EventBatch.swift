@@ -1,22 +1,3 @@
-/// One stored event: its sequence, envelope fields and the exact record bytes.
-public struct StoredEvent: Sendable {
-    /// The event's sequence number in the log.
-    public let sequence: UInt64
-    /// The envelope's event type.
-    public let type: EventType
-    /// The envelope's timestamp.
-    public let timestampUnixNano: UInt64
-    /// The whole record (envelope, payload, checksum).
-    public let record: ArraySlice<UInt8>
-    /// The payload bytes (for span and log events, scope followed by the OTLP message).
-    public let payload: ArraySlice<UInt8>
-
-    /// Decodes the payload into a domain event.
-    public func decode() throws -> TelemetryEvent {
-        try EventCodec.decodePayload(type: type, payload)
-    }
-}
-
 /// Events read after a cursor, copied into one contiguous buffer.
 public struct EventBatch: Sendable, RandomAccessCollection {
     package struct Entry: Sendable {
@@ -52,10 +33,17 @@ public struct EventBatch: Sendable, RandomAccessCollection {
     /// An empty batch that starts after `position` (for exporters' tests and replay tools).
     public init(startingAfter position: UInt64) { endSequence = position }
 
-    /// Appends one encoded record (as ``EventCodec/encode(_:timestampUnixNano:)`` makes it) under `sequence`.
+    /// Appends `event` under `sequence`, encoded as the log stores it (for exporters' tests and replay tools).
+    public mutating func append(sequence: UInt64, event: TelemetryEvent, timestampUnixNano: UInt64) {
+        // A record the codec just made always has a sound envelope.
+        try! append(sequence: sequence, record: EventCodec.encode(event, timestampUnixNano: timestampUnixNano))
+    }
+
+    /// Appends one encoded record (as the log stores it) under `sequence`.
     ///
-    /// - Throws: the errors of ``EventCodec/envelope(of:)`` for a damaged record.
-    public mutating func append(sequence: UInt64, record: some Collection<UInt8>) throws(TelemetryFlowError) {
+    /// - Throws: ``TelemetryFlowError/Code/corruptedRecord`` or ``TelemetryFlowError/Code/unsupportedFormatVersion``
+    ///   for a record whose envelope or checksum does not hold.
+    package mutating func append(sequence: UInt64, record: some Collection<UInt8>) throws(TelemetryFlowError) {
         let bytes = Array(record)
         let checked = bytes.withUnsafeBytes { raw in Result { () throws(TelemetryFlowError) in try EventCodec.envelope(of: raw) } }
         let envelope = try checked.get()

@@ -265,16 +265,7 @@ struct PayloadReader {
     static let truncated = TelemetryFlowError(.decoding, "event payload is truncated")
 
     mutating func varint() throws -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard index < bytes.endIndex, shift < 64 else { throw Self.truncated }
-            let byte = bytes[index]
-            index += 1
-            result |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return result }
-            shift += 7
-        }
+        try Varint.read(bytes, at: &index)
     }
 
     mutating func bytes(_ count: Int) throws -> ArraySlice<UInt8> {

@@ -22,6 +22,9 @@ public struct EventType: Hashable, Sendable, CustomStringConvertible {
         .spanStarted, .spanEventAdded, .spanEnded, .customSignal, .lifecycle,
     ]
 
+    /// Whether the event is one measurement of an instrument (counter, up-down counter, gauge, histogram).
+    public var isMeasurement: Bool { InstrumentKind(rawValue: rawValue) != nil }
+
     /// The built-in signal this type belongs to; custom signals name theirs in the payload.
     public var builtInSignal: SignalType? {
         switch rawValue {

@@ -1,13 +1,6 @@
 // MARK: OTLP protobuf
 
 extension CollectedMetrics {
-    /// The folded-through sequence and time at the head of a stored `metrics_collected` payload, read without
-    /// decoding the metrics; nil for a payload too short to hold them.
-    package static func header(ofPayload payload: ArraySlice<UInt8>) -> (foldedThrough: UInt64, timeUnixNano: UInt64)? {
-        guard payload.count >= 16 else { return nil }
-        return (payload.littleEndianUInt64(at: 0), payload.littleEndianUInt64(at: 8))
-    }
-
     /// Writes the metrics as OTLP `ScopeMetrics` messages in `field` (field 2 of `ResourceMetrics`), one per scope
     /// in first-seen order.
     package func encodeOTLPScopeMetrics(field: UInt32 = 2, into w: inout ProtobufWriter) {

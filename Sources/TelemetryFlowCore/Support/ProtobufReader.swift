@@ -56,19 +56,7 @@ package struct ProtobufReader: Sendable {
 
     /// Reads a varint.
     package mutating func readVarint() throws -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard index < bytes.endIndex else { throw Self.truncated }
-            let byte = bytes[index]
-            index += 1
-            if shift == 63 && byte > 1 {
-                throw TelemetryFlowError(.decoding, "protobuf varint is longer than 64 bits")
-            }
-            result |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return result }
-            shift += 7
-        }
+        try Varint.read(bytes, at: &index)
     }
 
     private mutating func readFixed(_ count: Int) throws -> UInt64 {
@@ -99,4 +87,29 @@ package struct ProtobufReader: Sendable {
             throw TelemetryFlowError(.decoding, "protobuf wire type \(key & 7) is not supported")
         }
     }
+}
+
+/// The one base-128 varint reader of the package (protobuf messages, stored payloads, the OTLP encoder's scan
+/// of stored records); ``ProtobufWriter`` holds the one writer.
+package enum Varint {
+    /// Reads the varint at `index` in `bytes` and moves `index` past it.
+    ///
+    /// - Throws: ``TelemetryFlowError/Code/decoding`` when the bytes end first or the value exceeds 64 bits.
+    @inline(__always)
+    package static func read(_ bytes: ArraySlice<UInt8>, at index: inout Int) throws(TelemetryFlowError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard index < bytes.endIndex else { throw truncated }
+            let byte = bytes[index]
+            index += 1
+            if shift == 63 && byte > 1 { throw tooLong }
+            result |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return result }
+            shift += 7
+        }
+    }
+
+    static let truncated = TelemetryFlowError(.decoding, "varint is truncated")
+    static let tooLong = TelemetryFlowError(.decoding, "varint is longer than 64 bits")
 }
