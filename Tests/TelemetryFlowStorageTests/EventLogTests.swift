@@ -278,6 +278,30 @@ import Testing
     }
 
     static func open(_ path: String) -> EventLog { try! EventLog(smallConfiguration(path)) }
+
+    @Test func pluginDropReasonsAreCountedBesideTheLogsOwnAndPersisted() async throws {
+        let dir = TemporaryDirectory()
+        var configuration = LogConfiguration(directory: dir.path)
+        configuration.durability = .never
+        let log = try EventLog(configuration)
+        let redacted = try DropReason("redaction.policy_drop")
+        log.countDrop(redacted, count: 3)
+        log.countDrop(try DropReason("queue_full"))
+        #expect(try DropReason("queue_full") == .queueFull, "a built-in name gives the built-in reason")
+        #expect(log.statistics.dropped[redacted] == 3 && log.statistics.dropped[.queueFull] == 1)
+        for bad in ["", "Upper", "has space", String(repeating: "x", count: 65)] {
+            do {
+                _ = try DropReason(bad)
+                Issue.record("drop reason \"\(bad)\" was accepted")
+            } catch let error as TelemetryFlowError {
+                #expect(error.code == .invalidArgument)
+            }
+        }
+        log.close()
+        let reopened = try EventLog(configuration)
+        defer { reopened.close() }
+        #expect(reopened.statistics.dropped[redacted] == 3 && reopened.statistics.dropped[.queueFull] == 1, "persisted: \(reopened.statistics.dropped)")
+    }
 }
 
 @Suite struct AppendQueueTests {

@@ -43,8 +43,8 @@ extension SignalTypePlugin {
 /// What a processor decides for one event.
 public enum ProcessorDecision: Sendable, Hashable {
     case keep
-    /// Drop the event; the reason is counted.
-    case drop(reason: String)
+    /// Drop the event; the caller counts it under `reason` (`EventLog.countDrop(_:count:)`).
+    case drop(reason: DropReason)
 }
 
 /// A step before the append: limits, redaction, sampling, enrichment. Runs on the recording thread, so it

@@ -52,6 +52,14 @@ public final class EventLog: Sendable {
         engine.append(event, timestampUnixNano: timestampUnixNano)
     }
 
+    /// Counts `count` events that a plugin (a processor, an exporter) dropped for its own `reason`: they show in
+    /// ``LogStatistics/dropped`` beside the log's own reasons and are persisted with the other counters (after the
+    /// next commit, and at close).
+    public func countDrop(_ reason: DropReason, count: UInt64 = 1) {
+        engine.countDrop(reason, count)
+        engine.markCountersDirty()
+    }
+
     /// Returns once every event appended before the call is committed (and synced under ``Durability/always``).
     ///
     /// A flush never acknowledges an event that was not stored: when the writer had to drop events appended

@@ -431,6 +431,7 @@ extension LogEngine {
 
     private func periodic(force: Bool) {
         let now = monotonicNanos()
+        if countersChanged.exchange(false, ordering: .relaxed) { writer.countersDirty = true }
         // Closing syncs on this thread once the writer is done (see `writerMain`).
         if case .interval(let ms) = configuration.durability, !force, writer.unsynced || !writer.sealedSinceSync.isEmpty,
             now - writer.lastSync >= UInt64(ms) * 1_000_000
@@ -468,8 +469,7 @@ extension LogEngine {
             "committed_through": writer.committed,
             "stored_through": writer.stored,
         ]
-        let dropCounts = drops.withLock { $0 }
-        for reason in DropReason.allCases { values["dropped." + reason.name] = dropCounts[reason.index] }
+        for (reason, count) in drops.withLock({ $0.byReason }) { values["dropped." + reason.name] = count }
         for (name, value) in droppedPerCursor.withLock({ $0 }) { values["cursor_dropped." + name] = value }
         return values
     }

@@ -26,7 +26,10 @@ final class LogEngine: @unchecked Sendable {
     let committedTotal: Atomic<UInt64>
     let corruptedTotal: Atomic<UInt64>
     let diskBytes = Atomic<UInt64>(0)
-    let drops: Mutex<[UInt64]>
+    let drops: Mutex<DropCounts>
+    /// Set by threads other than the writer when a counter changed (a plugin's drop); the writer persists the
+    /// counters at its next periodic work.
+    let countersChanged = Atomic<Bool>(false)
     let droppedPerCursor: Mutex<[String: UInt64]>
     let lastError = Mutex<String?>(nil)
     private let thread = Mutex<NamedThread?>(nil)
@@ -103,7 +106,12 @@ final class LogEngine: @unchecked Sendable {
         lost = Mutex(recovered.lost)
         committedTotal = Atomic(recovered.counters["committed"] ?? 0)
         corruptedTotal = Atomic(recovered.counters["corrupted"] ?? 0)
-        drops = Mutex(DropReason.allCases.map { recovered.counters["dropped." + $0.name] ?? 0 })
+        var dropCounts = DropCounts(builtIn: DropReason.allCases.map { recovered.counters["dropped." + $0.name] ?? 0 })
+        for (name, value) in recovered.counters where name.hasPrefix("dropped.") {
+            let reason = String(name.dropFirst("dropped.".count))
+            if !DropReason.allCases.contains(where: { $0.name == reason }) { dropCounts.plugin[reason] = value }
+        }
+        drops = Mutex(dropCounts)
         var perCursor: [String: UInt64] = [:]
         for (name, value) in recovered.counters where name.hasPrefix("cursor_dropped.") {
             perCursor[String(name.dropFirst("cursor_dropped.".count))] = value
@@ -152,9 +160,13 @@ final class LogEngine: @unchecked Sendable {
         return outcome
     }
 
+    func markCountersDirty() { countersChanged.store(true, ordering: .relaxed) }
+
     func countDrop(_ reason: DropReason, _ count: UInt64) {
         guard count > 0 else { return }
-        drops.withLock { $0[reason.index] += count }
+        drops.withLock { counts in
+            if let index = reason.builtInIndex { counts.builtIn[index] += count } else { counts.plugin[reason.name, default: 0] += count }
+        }
     }
 
     func flush() async throws -> UInt64 {
@@ -378,9 +390,7 @@ final class LogEngine: @unchecked Sendable {
 
     func statistics() -> LogStatistics {
         let segments = segmentList.withLock { $0 }
-        let dropCounts = drops.withLock { $0 }
-        var dropped: [DropReason: UInt64] = [:]
-        for reason in DropReason.allCases { dropped[reason] = dropCounts[reason.index] }
+        let dropped = drops.withLock { $0.byReason }
         return LogStatistics(
             appended: queue.lastQueuedSequence,
             committed: committedTotal.load(ordering: .relaxed),
@@ -425,5 +435,20 @@ final class LogEngine: @unchecked Sendable {
             waiter.continuation.resume(throwing: TelemetryFlowError(.closed, "the log was closed before the flush completed"))
         }
         commits.close()
+    }
+}
+
+/// Drop counters: the built-in reasons by position (the hot path), plugins' own by name.
+struct DropCounts: Sendable {
+    var builtIn: [UInt64]
+    var plugin: [String: UInt64] = [:]
+
+    var byReason: [DropReason: UInt64] {
+        var out: [DropReason: UInt64] = [:]
+        for (index, reason) in DropReason.allCases.enumerated() { out[reason] = builtIn[index] }
+        for (name, count) in plugin {
+            if let reason = try? DropReason(name) { out[reason] = count }
+        }
+        return out
     }
 }

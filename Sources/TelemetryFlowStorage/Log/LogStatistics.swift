@@ -1,3 +1,5 @@
+public import TelemetryFlowCore
+
 /// A snapshot of the log's counters and shape.
 public struct LogStatistics: Sendable, Hashable {
     /// Events accepted by ``EventLog/append(_:timestampUnixNano:)`` since the log was created.
