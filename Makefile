@@ -46,7 +46,7 @@ test: deps test-deps
 # its own. A sanitizer report fails the run (TSan and ASan exit non-zero after reporting). The durability suites
 # (child processes killed by the hundred) and the SIGKILL crash test stay in `make test`: they test files on disk,
 # not memory, and would take most of an hour under TSan.
-SANITIZER_SUITES := EventLogTests|AppendQueueTests|QuotaTests|CorruptionTests|HTTPClientTests|TLSTests|HTTP2ConnectionTests|StatusMatrixTests|OutageTests|ExportScheduleTests|RetryPolicyTests|ExportIntegrationTests|FileExporterTests|RegistryTests|ExtendingGuideTests
+SANITIZER_SUITES := EventLogTests|AppendQueueTests|QuotaTests|CorruptionTests|HTTPClientTests|TLSTests|HTTP2ConnectionTests|StatusMatrixTests|OutageTests|ExportScheduleTests|RetryPolicyTests|ExportIntegrationTests|FileExporterTests|RegistryTests
 test-sanitizers: deps test-deps
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(SWIFT) test --scratch-path .build-tsan --sanitize=thread --filter '$(SANITIZER_SUITES)'
 	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 $(SWIFT) test --scratch-path .build-asan --sanitize=address --filter '$(SANITIZER_SUITES)'

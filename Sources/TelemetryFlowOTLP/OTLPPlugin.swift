@@ -194,7 +194,7 @@ public struct OTLPExporterPlugin: ExporterPlugin {
 package final class SignalSenderExporter: TelemetryExporter {
     package let sender: any SignalSender
     package let acceptedSignals: Set<SignalType>
-    private let delivered = Mutex<(end: UInt64, signals: Set<SignalType>)>((0, []))
+    private let delivered = Locked<(end: UInt64, signals: Set<SignalType>)>((0, []))
 
     package init(sender: any SignalSender, acceptedSignals: Set<SignalType>) {
         self.sender = sender

@@ -27,7 +27,7 @@ public final class InMemoryExporter: TelemetryExporter {
     public let acceptedSignals: Set<SignalType>
     /// The answer once the scripted ones are used up.
     public let fallback: ExportResult
-    private let state: Mutex<(answers: [ExportResult], calls: [Call], shutdowns: Int)>
+    private let state: Locked<(answers: [ExportResult], calls: [Call], shutdowns: Int)>
     private let reading: @Sendable () -> Duration
 
     /// - Parameters:
@@ -41,7 +41,7 @@ public final class InMemoryExporter: TelemetryExporter {
     ) {
         acceptedSignals = signals
         self.fallback = fallback
-        state = Mutex((answers, [], 0))
+        state = Locked((answers, [], 0))
         let origin = clock?.now
         reading = { clock.map { origin!.duration(to: $0.now) } ?? .zero }
     }

@@ -1,4 +1,5 @@
 import Synchronization
+import TelemetryFlowCore
 
 /// A clock that moves only when a test says so, for asserting exact schedules (backoff, `Retry-After`, breaker
 /// cooldown, batch delay, collection interval) without waiting real time.
@@ -33,7 +34,7 @@ public final class ManualClock: Clock, Sendable {
         var history: [Instant] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

@@ -28,7 +28,7 @@ package final class HTTPClient: Sendable {
     package func send(_ request: HTTPRequest) async throws(TelemetryFlowError) -> HTTPResponse {
         var request = request
         if request.version != .http1_1 && !capabilities.reusesHTTP2Connections { request.freshConnection = true }
-        let handle = Mutex<(transfer: CurlTransfer?, cancelled: Bool)>((nil, false))
+        let handle = Locked<(transfer: CurlTransfer?, cancelled: Bool)>((nil, false))
         let engine = self.engine
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPResponse, TelemetryFlowError>, Never>) in

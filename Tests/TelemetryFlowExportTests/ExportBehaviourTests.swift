@@ -37,7 +37,7 @@ func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Dur
     return (pipeline.status[0], try await receiver.stats(), log, dir, sleeps)
 }
 
-private let shared = Mutex<Receiver?>(nil)
+private let shared = Locked<Receiver?>(nil)
 
 /// One receiver for the scripted runs (starting one costs about a second): each run resets it first.
 func sharedReceiver() throws -> Receiver {

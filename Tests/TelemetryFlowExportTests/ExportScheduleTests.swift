@@ -207,8 +207,8 @@ import TelemetryFlowTesting
 /// An exporter whose export never answers until it is cancelled.
 final class HangingExporter: TelemetryExporter {
     let acceptedSignals: Set<SignalType> = Set(SignalType.builtIn)
-    let started = Mutex(false)
-    let cancelled = Mutex(false)
+    let started = Locked(false)
+    let cancelled = Locked(false)
 
     func export(_ batch: EventBatch) async -> ExportResult {
         started.withLock { $0 = true }

@@ -23,7 +23,7 @@ public final class ExportPipeline: Service, Sendable {
     private let shutdown = SequenceWatch(closedMessage: "the export pipeline stopped")
     /// Rises whenever a worker moves its cursor or stops: ``waitUntilHandled(through:timeout:)`` waits on it.
     private let progress = SequenceWatch(closedMessage: "the export pipeline stopped")
-    private let runState = Mutex<RunState>(.idle)
+    private let runState = Locked<RunState>(.idle)
 
     private enum RunState {
         case idle

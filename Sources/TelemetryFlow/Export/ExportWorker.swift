@@ -11,7 +11,7 @@ final class ExportWorker: Sendable {
     private let clock: TimerClock
     private let shutdown: SequenceWatch
     private let progress: SequenceWatch
-    private let state: Mutex<ExporterStatus>
+    private let state: Locked<ExporterStatus>
     private let acceptedTypes: Set<EventType>
     private let backoff: Backoff
 
@@ -26,7 +26,7 @@ final class ExportWorker: Sendable {
         self.clock = clock
         self.shutdown = shutdown
         self.progress = progress
-        state = Mutex(ExporterStatus(name: configuration.name, plugin: configuration.plugin, cursor: position))
+        state = Locked(ExporterStatus(name: configuration.name, plugin: configuration.plugin, cursor: position))
         let signals = exporter.acceptedSignals
         acceptedTypes = Set(EventType.known.filter { type in
             if let signal = type.builtInSignal { return signals.contains(signal) }

@@ -133,7 +133,7 @@ final class FileExporter: TelemetryExporter {
     let maxFiles: Int
     let sync: Bool
     let acceptedSignals: Set<SignalType>
-    private let file = Mutex<(fd: Int32, size: Int)>((-1, 0))
+    private let file = Locked<(fd: Int32, size: Int)>((-1, 0))
 
     init(path: String, maxBytes: Int, maxFiles: Int, sync: Bool, signals: Set<SignalType>) throws {
         self.path = path

@@ -20,8 +20,8 @@ public final class MetricsProjection: Service, Sendable {
 
     public let log: EventLog
     public let interval: Duration
-    private let state: Mutex<(aggregator: MetricAggregator, position: UInt64)>
-    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let state: Locked<(aggregator: MetricAggregator, position: UInt64)>
+    private let task = Locked<Task<Void, Never>?>(nil)
     /// 0 while running, 1 once a graceful shutdown began.
     private let shutdown = SequenceWatch(closedMessage: "the metrics projection stopped")
     private let timer: TimerClock
@@ -80,7 +80,7 @@ public final class MetricsProjection: Service, Sendable {
             aggregator.reset(at: boundaries[next].time)
             next += 1
         }
-        state = Mutex((aggregator, position))
+        state = Locked((aggregator, position))
     }
 
     /// The same on the system's clocks.

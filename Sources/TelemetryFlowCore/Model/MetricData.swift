@@ -2,17 +2,6 @@
 public enum AggregationTemporality: UInt8, Sendable, Hashable, CaseIterable {
     case delta = 1
     case cumulative = 2
-
-    /// Parses `delta` or `cumulative` (as `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`; `lowmemory` maps
-    /// to delta).
-    public init(parsing text: String) throws {
-        switch text.trimmingWhitespace().lowercased() {
-        case "delta", "lowmemory": self = .delta
-        case "cumulative": self = .cumulative
-        default:
-            throw TelemetryFlowError(.invalidConfiguration, "temporality \"\(text)\" is not supported: use cumulative or delta")
-        }
-    }
 }
 
 /// One histogram data point with explicit bucket boundaries.

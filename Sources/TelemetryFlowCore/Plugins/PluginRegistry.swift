@@ -77,7 +77,7 @@ public final class PluginRegistry: Sendable {
         var processors: [String: any ProcessorPlugin] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// An empty registry.
     public init() {}

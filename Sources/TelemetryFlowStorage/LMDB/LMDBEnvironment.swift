@@ -30,7 +30,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     let path: String
     /// Reader slots of dead processes that `mdb_reader_check` cleared when the environment was opened.
     let staleReadersCleared: Int
-    private let isOpen = Mutex(true)
+    private let isOpen = Locked(true)
 
     /// - Parameter noLock: no lock file (`MDB_NOLOCK`): only for read-only files nothing writes any more.
     init(path: String, mapSize: Int, maxDatabases: UInt32, noSync: Bool, readOnly: Bool = false, noLock: Bool = false) throws(TelemetryFlowError) {

@@ -19,7 +19,7 @@ final class BackgroundSyncer: @unchecked Sendable {
     /// Files synced since the log was opened.
     let completed = Atomic<UInt64>(0)
     /// The last sync that failed, cleared by the next one that succeeds.
-    let lastFailure = Mutex<String?>(nil)
+    let lastFailure = Locked<String?>(nil)
 
     init() {
         let syncer = self

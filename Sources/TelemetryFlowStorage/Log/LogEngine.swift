@@ -9,16 +9,16 @@ final class LogEngine: @unchecked Sendable {
     let configuration: LogConfiguration
     let directory: String
     let meta: MetadataStore
-    let fileLock: Mutex<FileLock?>
+    let fileLock: Locked<FileLock?>
     let queue: AppendQueue
     var recoveryReport = RecoveryReport()
 
     /// The segments readers may open, oldest first. Replaced (never mutated in place) by the writer.
-    let segmentList: Mutex<[Segment]>
-    let cursorState: Mutex<[String: UInt64]>
+    let segmentList: Locked<[Segment]>
+    let cursorState: Locked<[String: UInt64]>
     /// Sequence ranges found lost or damaged (each counted once).
-    let lost: Mutex<LostRanges>
-    let flushState = Mutex<FlushState>(FlushState())
+    let lost: Locked<LostRanges>
+    let flushState = Locked<FlushState>(FlushState())
     /// Wakes consumers after each commit.
     let commits = SequenceWatch()
     let stalledByQuota = Atomic<Bool>(false)
@@ -26,18 +26,18 @@ final class LogEngine: @unchecked Sendable {
     let committedTotal: Atomic<UInt64>
     let corruptedTotal: Atomic<UInt64>
     let diskBytes = Atomic<UInt64>(0)
-    let drops: Mutex<DropCounts>
+    let drops: Locked<DropCounts>
     /// Set by threads other than the writer when a counter changed (a plugin's drop); the writer persists the
     /// counters at its next periodic work.
     let countersChanged = Atomic<Bool>(false)
-    let droppedPerCursor: Mutex<[String: UInt64]>
-    let lastError = Mutex<String?>(nil)
-    private let thread = Mutex<NamedThread?>(nil)
+    let droppedPerCursor: Locked<[String: UInt64]>
+    let lastError = Locked<String?>(nil)
+    private let thread = Locked<NamedThread?>(nil)
     /// Syncs files off the writer thread under ``Durability/interval(milliseconds:)``; nil in the other modes.
     let syncer: BackgroundSyncer?
     /// Checksums sealed segments and refreshes the metadata backup off the writer thread (set in `start()`).
     private(set) var sealer: SegmentSealer?
-    let backupLock = Mutex(())
+    let backupLock = Locked(())
 
     /// Writer-thread state: touched only by the writer thread after `start()`.
     var writer: WriterState
@@ -99,11 +99,11 @@ final class LogEngine: @unchecked Sendable {
         try PosixFile.makeDirectories(directory)
         let recovered = try LogRecovery.open(directory: directory, configuration: configuration)
         meta = recovered.meta
-        fileLock = Mutex(recovered.lock)
+        fileLock = Locked(recovered.lock)
         recoveryReport = recovered.report
-        segmentList = Mutex(recovered.segments.map(\.segment))
-        cursorState = Mutex(recovered.cursors)
-        lost = Mutex(recovered.lost)
+        segmentList = Locked(recovered.segments.map(\.segment))
+        cursorState = Locked(recovered.cursors)
+        lost = Locked(recovered.lost)
         committedTotal = Atomic(recovered.counters["committed"] ?? 0)
         corruptedTotal = Atomic(recovered.counters["corrupted"] ?? 0)
         var dropCounts = DropCounts(builtIn: DropReason.allCases.map { recovered.counters["dropped." + $0.name] ?? 0 })
@@ -111,12 +111,12 @@ final class LogEngine: @unchecked Sendable {
             let reason = String(name.dropFirst("dropped.".count))
             if !DropReason.allCases.contains(where: { $0.name == reason }) { dropCounts.plugin[reason] = value }
         }
-        drops = Mutex(dropCounts)
+        drops = Locked(dropCounts)
         var perCursor: [String: UInt64] = [:]
         for (name, value) in recovered.counters where name.hasPrefix("cursor_dropped.") {
             perCursor[String(name.dropFirst("cursor_dropped.".count))] = value
         }
-        droppedPerCursor = Mutex(perCursor)
+        droppedPerCursor = Locked(perCursor)
         queue = AppendQueue(configuration: configuration, nextSequence: recovered.nextSequence)
         flushState.withLock { $0.processed = recovered.nextSequence - 1 }
         commits.publish(recovered.nextSequence - 1)

@@ -18,7 +18,7 @@ final class Segment: Sendable {
     let path: String
     /// The active segment's writable environment and database; nil once sealed.
     let writable: (env: LMDBEnvironment, dbi: MDB_dbi)?
-    private let access: Mutex<Access>
+    private let access: Locked<Access>
     private let mapSize: Int
 
     /// How a sealed segment is checked before its first read.
@@ -73,7 +73,7 @@ final class Segment: Sendable {
         let env = try LMDBEnvironment(path: path, mapSize: mapSize, maxDatabases: 0, noSync: configuration.durability != .always)
         let dbi = try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try env.openDatabase(txn, nil, create: false) }
         writable = (env, dbi)
-        access = Mutex(.ready(.lmdb(env, dbi)))
+        access = Locked(.ready(.lmdb(env, dbi)))
     }
 
     /// A sealed segment, checked with `check` before its first read.
@@ -84,7 +84,7 @@ final class Segment: Sendable {
         path = directory + "/" + Self.fileName(id: record.id)
         mapSize = Self.mapSize(configuration)
         writable = nil
-        access = Mutex(.unchecked(check))
+        access = Locked(.unchecked(check))
     }
 
     /// The segment just sealed by this process's writer: trusted, reopened read-only so that the writable
@@ -99,11 +99,11 @@ final class Segment: Sendable {
         if let env = try? LMDBEnvironment(path: active.path, mapSize: active.mapSize, maxDatabases: 0, noSync: true, readOnly: true, noLock: true),
             let dbi = try? env.withTransaction(write: false, { (txn) throws(TelemetryFlowError) in try env.openDatabase(txn, nil, create: false) })
         {
-            access = Mutex(.ready(.lmdb(env, dbi)))
+            access = Locked(.ready(.lmdb(env, dbi)))
         } else if let current = active.writable {
-            access = Mutex(.ready(.lmdb(current.env, current.dbi)))
+            access = Locked(.ready(.lmdb(current.env, current.dbi)))
         } else {
-            access = Mutex(.unchecked(.structure))
+            access = Locked(.unchecked(.structure))
         }
     }
 

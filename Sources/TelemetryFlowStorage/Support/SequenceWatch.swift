@@ -22,11 +22,11 @@ package final class SequenceWatch: Sendable {
         var waiters: [Waiter] = []
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     package init(published: UInt64 = 0, closedMessage: String = "the log was closed") {
         self.closedError = TelemetryFlowError(.closed, closedMessage)
-        state = Mutex(State(published: published))
+        state = Locked(State(published: published))
     }
 
     /// The value now.
