@@ -39,7 +39,7 @@ func span(_ n: Int) -> TelemetryEvent {
 // 1. Encoding: stored span records → ExportTraceServiceRequest bytes, batches of 1,024 on one core.
 if only == nil || only == "encode" {
     var batch = EventBatch(startingAfter: 0)
-    for n in 0..<1024 { try batch.append(sequence: UInt64(n + 1), record: EventCodec.encode(span(n), timestampUnixNano: 1)) }
+    for n in 0..<1024 { batch.append(sequence: UInt64(n + 1), event: span(n), timestampUnixNano: 1) }
     let encoder = OTLPProtobufEncoder(resource: Resource(attributes: ["service.name": "bench"]))
     var bytes = 0
     let rounds = 2000
@@ -116,9 +116,8 @@ if only == nil || only == "drain" {
     let last = try await log.flush()
     let server = CountingServer()
     server.start()
-    var exporter = ExporterConfiguration(name: "bench", plugin: "otlp")
-    exporter.protocolName = "http/protobuf"
-    exporter.endpoint = "http://127.0.0.1:\(server.port)"
+    var exporter = ExporterConfiguration.otlp(
+        OTLPExporterConfiguration(endpoint: "http://127.0.0.1:\(server.port)", protocol: .httpProtobuf), name: "bench")
     exporter.policy.maxBatchCount = 8192
     exporter.policy.maxBatchBytes = 8 << 20
     exporter.policy.scheduleDelay = .zero
@@ -165,11 +164,8 @@ if only == nil || only == "idle" {
     let log = try EventLog(configuration)
     let server = CountingServer()
     server.start()
-    var otlp = ExporterConfiguration(name: "otlp", plugin: "otlp")
-    otlp.protocolName = "http/protobuf"
-    otlp.endpoint = "http://127.0.0.1:\(server.port)"
-    var file = ExporterConfiguration(name: "file", plugin: "file")
-    file.options = ["path": baseDir + "/idle-export.jsonl"]
+    let otlp = ExporterConfiguration.otlp(OTLPExporterConfiguration(endpoint: "http://127.0.0.1:\(server.port)", protocol: .httpProtobuf))
+    let file = ExporterConfiguration.file(FileExporterConfiguration(path: baseDir + "/idle-export.jsonl"))
     let pipeline = try await ExportPipeline(log: log, exporters: [otlp, file], registry: .standard())
     pipeline.start()
     // Something to send first, so that the workers, the HTTP connection and the file are all set up.

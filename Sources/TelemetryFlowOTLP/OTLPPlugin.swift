@@ -42,8 +42,8 @@ public struct OTLPProtocolPlugin: ProtocolPlugin {
 
     public init(wire: OTLPWire) { self.wire = wire }
 
-    public func makeSender(_ configuration: ExporterConfiguration) throws -> any SignalSender {
-        try OTLPSender(wire: wire, configuration: configuration)
+    public func makeSender(_ configuration: OTLPExporterConfiguration, context: ExporterContext) throws -> any SignalSender {
+        try OTLPSender(wire: wire, configuration: configuration, context: context)
     }
 }
 
@@ -60,7 +60,7 @@ package final class OTLPSender: SignalSender {
     let protobuf: OTLPProtobufEncoder
     let json: OTLPJSONEncoder
 
-    package init(wire: OTLPWire, configuration: ExporterConfiguration) throws {
+    package init(wire: OTLPWire, configuration: OTLPExporterConfiguration, context: ExporterContext) throws {
         self.wire = wire
         let base = try Self.normalize(configuration.endpoint ?? wire.defaultEndpoint, wire: wire, insecure: configuration.insecure, what: "endpoint")
         var urls: [SignalType: String] = [:]
@@ -84,13 +84,13 @@ package final class OTLPSender: SignalSender {
         }
         headers = configuration.requestHeaders.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         guard configuration.timeout > .zero else {
-            throw TelemetryFlowError(.invalidConfiguration, "exporter \"\(configuration.name)\": timeout must be positive")
+            throw TelemetryFlowError(.invalidConfiguration, "exporter \"\(context.exporterName)\": timeout must be positive")
         }
         timeout = configuration.timeout
         compression = configuration.compression
-        tls = try Self.tlsOptions(configuration)
-        protobuf = OTLPProtobufEncoder(resource: configuration.resource)
-        json = OTLPJSONEncoder(resource: configuration.resource)
+        tls = try Self.tlsOptions(configuration, exporter: context.exporterName)
+        protobuf = OTLPProtobufEncoder(resource: context.resource)
+        json = OTLPJSONEncoder(resource: context.resource)
         client = try HTTPClient()
         if wire == .grpc && !client.capabilities.supportsHTTP2 {
             throw TelemetryFlowError(.unsupported, "the installed libcurl \(client.capabilities.versionString) has no HTTP/2, which gRPC needs; use http/protobuf")
@@ -113,7 +113,7 @@ package final class OTLPSender: SignalSender {
     }
 
     /// The TLS settings of `configuration`, with every file checked now rather than at the first export.
-    static func tlsOptions(_ configuration: ExporterConfiguration) throws -> TLSOptions {
+    static func tlsOptions(_ configuration: OTLPExporterConfiguration, exporter name: String) throws -> TLSOptions {
         let files: [(String, String?)] = [
             ("certificate", configuration.certificateFile), ("client certificate", configuration.clientCertificateFile),
             ("client key", configuration.clientKeyFile),
@@ -121,11 +121,11 @@ package final class OTLPSender: SignalSender {
         for case let (what, path?) in files {
             guard access(path, R_OK) == 0 else {
                 throw TelemetryFlowError(
-                    .invalidConfiguration, "exporter \"\(configuration.name)\": \(what) file \(path) cannot be read: \(String(cString: strerror(errno)))")
+                    .invalidConfiguration, "exporter \"\(name)\": \(what) file \(path) cannot be read: \(String(cString: strerror(errno)))")
             }
         }
         guard (configuration.clientCertificateFile == nil) == (configuration.clientKeyFile == nil) else {
-            throw TelemetryFlowError(.invalidConfiguration, "exporter \"\(configuration.name)\": set both the client certificate and the client key, or neither")
+            throw TelemetryFlowError(.invalidConfiguration, "exporter \"\(name)\": set both the client certificate and the client key, or neither")
         }
         return TLSOptions(
             insecure: configuration.insecure, certificateAuthorityFile: configuration.certificateFile,
@@ -176,9 +176,11 @@ public struct OTLPExporterPlugin: ExporterPlugin {
     public let name = "otlp"
     public init() {}
 
-    public func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter {
-        try configuration.checkOptions([])
-        let sender = try registry.protocolPlugin(named: configuration.protocolName ?? OTLPWire.httpProtobuf.rawValue).makeSender(configuration)
+    public func makeExporter(_ configuration: ExporterConfiguration, context: ExporterContext) throws -> any TelemetryExporter {
+        guard let otlp = configuration.otlp else {
+            throw TelemetryFlowError(.invalidConfiguration, "exporter \"\(configuration.name)\": the otlp plugin needs an .otlp(…) configuration")
+        }
+        let sender = try context.registry.protocolPlugin(named: otlp.protocol.name).makeSender(otlp, context: context)
         let signals = configuration.signals ?? sender.acceptedSignals
         let unsupported = signals.subtracting(sender.acceptedSignals)
         guard unsupported.isEmpty else {

@@ -2,8 +2,8 @@ import Synchronization
 public import TelemetryFlow
 
 /// An exporter for tests: records every batch it gets and answers a scripted sequence of results (then
-/// ``fallback`` once the script is used up). Register it with ``plugin(name:)`` and configure an exporter with
-/// that plugin name.
+/// ``fallback`` once the script is used up). Register it with ``plugin(name:)`` and configure the exporter as
+/// `.plugin(name:)` with that name.
 ///
 /// ```swift
 /// let exporter = InMemoryExporter(answers: [.retryable(reason: "503"), .success])
@@ -77,7 +77,7 @@ struct InMemoryExporterPlugin: ExporterPlugin {
     let name: String
     let exporter: InMemoryExporter
 
-    func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter {
+    func makeExporter(_ configuration: ExporterConfiguration, context: ExporterContext) throws -> any TelemetryExporter {
         try configuration.checkOptions([])
         return exporter
     }

@@ -56,19 +56,19 @@ struct Demo: AsyncParsableCommand {
         let registry = PluginRegistry.standard()
         try registry.register(signalType: AuditSignal())
         var exporters: [ExporterConfiguration] = []
-        if let otlp = try ExporterConfiguration.otlpFromEnvironment(ProcessInfo.processInfo.environment) {
-            exporters.append(otlp)
-            print("exporting to \(otlp.endpoint ?? otlp.signalEndpoints.values.sorted().joined(separator: ", ")) over \(otlp.protocolName ?? "http/protobuf")")
+        let environment = ProcessInfo.processInfo.environment
+        if let exporter = try ExporterConfiguration.otlpFromEnvironment(environment), let otlp = exporter.otlp {
+            exporters.append(exporter)
+            print("exporting to \(otlp.endpoint ?? otlp.signalEndpoints.values.sorted().joined(separator: ", ")) over \(otlp.protocol)")
         } else {
-            var console = ExporterConfiguration(name: "console", plugin: "console")
+            var console = ExporterConfiguration.console()
             console.signals = [.traces, .logs, .metrics, try SignalType("demo.audit")]
-            var file = ExporterConfiguration(name: "file", plugin: "file")
-            file.options = ["path": directory + "/export.jsonl"]
-            exporters = [console, file]
+            exporters = [console, .file(FileExporterConfiguration(path: directory + "/export.jsonl"))]
             print("OTEL_EXPORTER_OTLP_ENDPOINT is not set: exporting to the console and \(directory)/export.jsonl")
         }
         let last = log.statistics.lastSequence
-        let pipeline = try await ExportPipeline(log: log, exporters: exporters, registry: registry)
+        let pipeline = try await ExportPipeline(
+            log: log, exporters: exporters, registry: registry, resource: try Resource.fromEnvironment(environment))
         pipeline.start()
         let delivered = await pipeline.waitUntilHandled(through: last, timeout: .seconds(60))
         await pipeline.stop()

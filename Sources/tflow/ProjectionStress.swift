@@ -66,9 +66,7 @@ struct ExportStress: AsyncParsableCommand {
 
     func run() async throws {
         let eventLog = try EventLog(try log.configuration())
-        var configuration = ExporterConfiguration(name: "otlp", plugin: "otlp")
-        configuration.protocolName = self.protocol
-        configuration.endpoint = endpoint
+        var configuration = ExporterConfiguration.otlp(OTLPExporterConfiguration(endpoint: endpoint, protocol: ExportProtocol(self.protocol)))
         configuration.policy.maxBatchCount = batch
         configuration.policy.scheduleDelay = .zero
         configuration.policy.initialBackoff = .milliseconds(50)

@@ -26,10 +26,10 @@ func runScripted(_ protocolName: String, _ script: [[String: Any]], timeout: Dur
     for n in 0..<5 { _ = log.append(.spanEnded(sampleSpan(n), scope: testScope), timestampUnixNano: UInt64(n)) }
     let last = try await log.flush()
     var configuration = exporterConfiguration("matrix", protocolName, receiver)
-    configuration.timeout = timeout
+    configuration.otlp!.timeout = timeout
     configuration.policy.jitter = 0
     let clock = ManualClock()
-    let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard(), clock: clock)
+    let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard(), resource: testResource, clock: clock)
     pipeline.start()
     _ = await clock.advance(until: { pipeline.status[0].cursor >= last }, timeout: until)
     let sleeps = clock.sleepHistory
@@ -148,7 +148,7 @@ func sharedReceiver() throws -> Receiver {
         var configuration = exporterConfiguration("outage", "http/protobuf", receiver)
         configuration.policy.maxBatchCount = 4096
         let clock = ManualClock()
-        let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard(), clock: clock)
+        let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard(), resource: testResource, clock: clock)
         pipeline.start()
         let total = 20_000
         for n in 0..<total {
@@ -175,10 +175,10 @@ func sharedReceiver() throws -> Receiver {
         let log = try makeLog(dir.path)
         defer { log.close() }
         var dead = exporterConfiguration("dead", "http/protobuf", receiver)
-        dead.endpoint = "http://127.0.0.1:9"  // discard port: nothing listens
-        dead.timeout = .seconds(2)
+        dead.otlp!.endpoint = "http://127.0.0.1:9"  // discard port: nothing listens
+        dead.otlp!.timeout = .seconds(2)
         let healthy = exporterConfiguration("healthy", "grpc", receiver)
-        let pipeline = try await ExportPipeline(log: log, exporters: [dead, healthy], registry: .standard())
+        let pipeline = try await ExportPipeline(log: log, exporters: [dead, healthy], registry: .standard(), resource: testResource)
         pipeline.start()
         var latencies: [Duration] = []
         for round in 0..<20 {

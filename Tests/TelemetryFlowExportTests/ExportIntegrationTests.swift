@@ -12,12 +12,13 @@ func makeLog(_ dir: String) throws -> EventLog {
     return try EventLog(configuration)
 }
 
+/// The resource of the test "process": every pipeline talking to a receiver is given it.
+let testResource = Resource(attributes: ["service.name": "export-tests", "host.cores": .int(2)])
+
 func exporterConfiguration(_ name: String, _ protocolName: String, _ receiver: Receiver) -> ExporterConfiguration {
-    var c = ExporterConfiguration(name: name, plugin: "otlp")
-    c.protocolName = protocolName
-    c.endpoint = receiver.endpoint(protocolName)
-    c.resource = Resource(attributes: ["service.name": "export-tests", "host.cores": .int(2)])
-    c.timeout = .seconds(5)
+    var otlp = OTLPExporterConfiguration(endpoint: receiver.endpoint(protocolName), protocol: ExportProtocol(protocolName))
+    otlp.timeout = .seconds(5)
+    var c = ExporterConfiguration.otlp(otlp, name: name)
     c.policy.scheduleDelay = .milliseconds(20)
     c.policy.initialBackoff = .milliseconds(50)
     c.policy.maxBackoff = .milliseconds(400)
@@ -82,10 +83,10 @@ func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
         defer { log.close() }
         let last = try await recordWorkload(log)
         var configuration = exporterConfiguration("otlp", protocolName, receiver)
-        configuration.compression = protocolName == "http/json" ? .none : .gzip
-        configuration.credentials = try Credentials(keyID: "tfk_test12345", keySecret: "tfs_secret12345")
-        configuration.headers = ["x-tenant": "t1"]
-        let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard())
+        configuration.otlp!.compression = protocolName == "http/json" ? .none : .gzip
+        configuration.otlp!.credentials = try Credentials(keyID: "tfk_test12345", keySecret: "tfs_secret12345")
+        configuration.otlp!.headers = ["x-tenant": "t1"]
+        let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard(), resource: testResource)
         pipeline.start()
         #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(30)), "\(pipeline.status)")
         await pipeline.stop()
@@ -176,14 +177,23 @@ func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
             "OTEL_EXPORTER_OTLP_TIMEOUT": "2500", "OTEL_SERVICE_NAME": "checkout",
             "TELEMETRYFLOW_API_KEY_ID": "tfk_abcdefgh", "TELEMETRYFLOW_API_KEY_SECRET": "tfs_abcdefgh",
         ]))
-        #expect(c.compression == .gzip && c.timeout == .milliseconds(2500) && c.protocolName == "http/protobuf")
-        #expect(c.resource.attributes["service.name"] == .string("checkout"))
-        #expect(c.requestHeaders["X-TelemetryFlow-Key-ID"] == "tfk_abcdefgh")
-        #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"]) }
-        #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "TELEMETRYFLOW_API_KEY_ID": "tfk_abcdefgh"]) }
-        #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "OTEL_EXPORTER_OTLP_TIMEOUT": "-1"]) }
+        #expect(c.otlp!.compression == .gzip && c.otlp!.timeout == .milliseconds(2500) && c.otlp!.protocol == .httpProtobuf)
+        #expect(c.otlp!.requestHeaders["X-TelemetryFlow-Key-ID"] == "tfk_abcdefgh")
+        // The resource belongs to the process, read once from the same variables.
+        let resource = try Resource.fromEnvironment(["OTEL_SERVICE_NAME": "checkout", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,service.name=ignored"])
+        #expect(resource.attributes["service.name"] == .string("checkout") && resource.attributes["deployment.environment"] == .string("prod"))
+        #expect(try Resource.fromEnvironment([:]).attributes["service.name"] == .string("unknown_service:swift"))
+        let badAttributes = #expect(throws: TelemetryFlowError.self) { try Resource.fromEnvironment(["OTEL_RESOURCE_ATTRIBUTES": "novalue"]) }
+        #expect(badAttributes?.code == .invalidConfiguration)
+        let protocolError = #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"]) }
+        #expect(protocolError?.code == .invalidConfiguration && protocolError?.message.contains("OTEL_EXPORTER_OTLP_PROTOCOL") == true)
+        let halfKey = #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "TELEMETRYFLOW_API_KEY_ID": "tfk_abcdefgh"]) }
+        #expect(halfKey?.code == .invalidCredentials)
+        let timeout = #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "OTEL_EXPORTER_OTLP_TIMEOUT": "-1"]) }
+        #expect(timeout?.code == .invalidConfiguration && timeout?.message.contains("OTEL_EXPORTER_OTLP_TIMEOUT") == true)
         // An endpoint without a scheme is refused by the HTTP protocols when the exporter is built.
-        #expect(throws: TelemetryFlowError.self) { try PluginRegistry.standard().makeExporter(try #require(try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"]))) }
+        let scheme = #expect(throws: TelemetryFlowError.self) { try PluginRegistry.standard().makeExporter(try #require(try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"]))) }
+        #expect(scheme?.code == .invalidConfiguration)
     }
 }
 
@@ -195,7 +205,7 @@ func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
 
     struct NullPlugin: ExporterPlugin {
         let name = "null"
-        func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter {
+        func makeExporter(_ configuration: ExporterConfiguration, context: ExporterContext) throws -> any TelemetryExporter {
             try configuration.checkOptions([])
             return NullExporter()
         }
@@ -219,12 +229,16 @@ func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
         } catch let error as TelemetryFlowError {
             #expect(error.code == .unknownPlugin && error.message.contains("console, file, null, otlp"))
         }
-        var c = ExporterConfiguration(name: "x", plugin: "otlp")
-        c.protocolName = "thrift"
-        #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(c) }
-        var n = ExporterConfiguration(name: "n", plugin: "null")
-        n.options = ["colour": "red"]
-        #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(n) }
+        let thrift = ExporterConfiguration.otlp(OTLPExporterConfiguration(protocol: ExportProtocol("thrift")), name: "x")
+        let unknownProtocol = #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(thrift) }
+        #expect(unknownProtocol?.code == .unknownPlugin && unknownProtocol?.message.contains("thrift") == true)
+        let colour = ExporterConfiguration.plugin(name: "null", options: ["colour": "red"], instance: "n")
+        let unknownOption = #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(colour) }
+        #expect(unknownOption?.code == .invalidConfiguration && unknownOption?.message.contains("colour") == true)
+        // A built-in plugin given another kind's configuration says so.
+        let mismatched = ExporterConfiguration(name: "m", .plugin(name: "file", options: ["path": "/tmp/x"]))
+        let wrongKind = #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(mismatched) }
+        #expect(wrongKind?.code == .invalidConfiguration && wrongKind?.message.contains(".file(") == true)
     }
 
     @Test func processorsRedactAndLimitAttributes() throws {
@@ -248,8 +262,7 @@ func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
         defer { log.close() }
         for n in 0..<200 { _ = log.append(.spanEnded(sampleSpan(n), scope: testScope), timestampUnixNano: UInt64(n)) }
         let last = try await log.flush()
-        var file = ExporterConfiguration(name: "file", plugin: "file")
-        file.options = ["path": dir.path + "/spans.jsonl", "max_bytes": "20000", "max_files": "2"]
+        var file = ExporterConfiguration.file(FileExporterConfiguration(path: dir.path + "/spans.jsonl", maxBytes: 20000, maxFiles: 2))
         file.policy.maxBatchCount = 50
         let pipeline = try await ExportPipeline(log: log, exporters: [file], registry: .standard())
         pipeline.start()
@@ -268,8 +281,8 @@ func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
             }
         }
         #expect(sequences == sequences.sorted() && sequences.last == 200, "the newest lines are kept, in order")
-        var bad = ExporterConfiguration(name: "bad", plugin: "file")
-        bad.options = ["max_bytes": "10"]
-        #expect(throws: TelemetryFlowError.self) { try PluginRegistry.standard().makeExporter(bad) }
+        let bad = ExporterConfiguration.file(FileExporterConfiguration(path: dir.path + "/bad.jsonl", maxBytes: 10), name: "bad")
+        let small = #expect(throws: TelemetryFlowError.self) { try PluginRegistry.standard().makeExporter(bad) }
+        #expect(small?.code == .invalidConfiguration && small?.message.contains("maxBytes") == true)
     }
 }

@@ -19,7 +19,7 @@ import TelemetryFlowTesting
     }
 
     func configuration(_ change: (inout ExportPolicy) -> Void = { _ in }) -> ExporterConfiguration {
-        var c = ExporterConfiguration(name: "memory", plugin: "memory")
+        var c = ExporterConfiguration.plugin(name: "memory")
         c.policy.jitter = 0
         c.policy.scheduleDelay = .zero
         change(&c.policy)
@@ -164,7 +164,7 @@ import TelemetryFlowTesting
         let hanging = HangingExporter()
         let registry = PluginRegistry.standard()
         try registry.register(exporter: HangingExporterPlugin(exporter: hanging))
-        var hang = ExporterConfiguration(name: "hang", plugin: "hang")
+        var hang = ExporterConfiguration.plugin(name: "hang")
         hang.policy.scheduleDelay = .zero
         let pipeline = try await ExportPipeline(
             log: temporary.log, exporters: [hang], registry: registry, clock: clock,
@@ -221,5 +221,5 @@ final class HangingExporter: TelemetryExporter {
 struct HangingExporterPlugin: ExporterPlugin {
     let name = "hang"
     let exporter: HangingExporter
-    func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter { exporter }
+    func makeExporter(_ configuration: ExporterConfiguration, context: ExporterContext) throws -> any TelemetryExporter { exporter }
 }

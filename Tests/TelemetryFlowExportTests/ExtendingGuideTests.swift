@@ -29,7 +29,7 @@ struct SpanCounterPlugin: ExporterPlugin {
     let name = "span-counter"
     let exporter = SpanCounterExporter()
 
-    func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter {
+    func makeExporter(_ configuration: ExporterConfiguration, context: ExporterContext) throws -> any TelemetryExporter {
         try configuration.checkOptions([])  // unknown options are errors, never ignored
         return exporter
     }
@@ -58,8 +58,8 @@ struct JSONLinesProtocol: ProtocolPlugin {
     let name = "jsonl"
     let sink: @Sendable (String) -> Void
 
-    func makeSender(_ configuration: ExporterConfiguration) throws -> any SignalSender {
-        JSONLinesSender(encoder: OTLPJSONEncoder(resource: configuration.resource), sink: sink)
+    func makeSender(_ configuration: OTLPExporterConfiguration, context: ExporterContext) throws -> any SignalSender {
+        JSONLinesSender(encoder: OTLPJSONEncoder(resource: context.resource), sink: sink)
     }
 }
 
@@ -104,10 +104,10 @@ struct JSONLinesSender: SignalSender {
         for n in 0..<3 { _ = log.append(.spanEnded(sampleSpan(n), scope: testScope), timestampUnixNano: 2) }
         let last = try await log.flush()
 
-        var bus = ExporterConfiguration(name: "bus", plugin: "otlp")  // the OTLP exporter over a third-party protocol
-        bus.protocolName = "jsonl"
+        let bus = ExporterConfiguration.otlp(OTLPExporterConfiguration(protocol: ExportProtocol("jsonl")), name: "bus")  // OTLP over a third-party protocol
         let pipeline = try await ExportPipeline(
-            log: log, exporters: [ExporterConfiguration(name: "counter", plugin: "span-counter"), bus], registry: registry)
+            log: log, exporters: [.plugin(name: "span-counter", instance: "counter"), bus], registry: registry,
+            resource: Resource(attributes: ["service.name": "guide"]))
         pipeline.start()
         #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(10)))
         await pipeline.stop()

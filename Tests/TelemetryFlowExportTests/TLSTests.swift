@@ -57,10 +57,10 @@ import TelemetryFlowTransport
         defer { log.close() }
         let last = try await recordWorkload(log)
         var configuration = exporterConfiguration("otlp", protocolName, receiver)
-        configuration.endpoint = "https://127.0.0.1:\(receiver.ports[protocolName == "grpc" ? "grpc_tls" : "https"]!)"
-        configuration.certificateFile = receiver.pkiFile("ca.pem")
-        configuration.compression = .gzip
-        let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard())
+        configuration.otlp!.endpoint = "https://127.0.0.1:\(receiver.ports[protocolName == "grpc" ? "grpc_tls" : "https"]!)"
+        configuration.otlp!.certificateFile = receiver.pkiFile("ca.pem")
+        configuration.otlp!.compression = .gzip
+        let pipeline = try await ExportPipeline(log: log, exporters: [configuration], registry: .standard(), resource: testResource)
         pipeline.start()
         #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(30)), "\(pipeline.status)")
         await pipeline.stop()
@@ -81,8 +81,8 @@ import TelemetryFlowTransport
         _ = try await log.flush()
         let batch = try log.read(after: 0)
         var configuration = exporterConfiguration("otlp", "grpc", receiver)
-        configuration.endpoint = "https://127.0.0.1:\(receiver.ports["grpc_mtls"]!)"
-        configuration.certificateFile = receiver.pkiFile("ca.pem")
+        configuration.otlp!.endpoint = "https://127.0.0.1:\(receiver.ports["grpc_mtls"]!)"
+        configuration.otlp!.certificateFile = receiver.pkiFile("ca.pem")
 
         // Without a client certificate the server refuses the handshake: retryable, nothing delivered.
         let anonymous = try PluginRegistry.standard().makeExporter(configuration)
@@ -94,8 +94,8 @@ import TelemetryFlowTransport
         }
         #expect(try await receiver.stats()["spans"] == 0)
 
-        configuration.clientCertificateFile = receiver.pkiFile("client.pem")
-        configuration.clientKeyFile = receiver.pkiFile("client-key.pem")
+        configuration.otlp!.clientCertificateFile = receiver.pkiFile("client.pem")
+        configuration.otlp!.clientKeyFile = receiver.pkiFile("client-key.pem")
         let exporter = try PluginRegistry.standard().makeExporter(configuration)
         #expect(await exporter.export(batch) == .success)
         await exporter.shutdown()
@@ -104,32 +104,22 @@ import TelemetryFlowTransport
 
     @Test func tlsConfigurationErrorsAreClear() throws {
         let registry = PluginRegistry.standard()
-        var configuration = ExporterConfiguration(name: "secure", plugin: "otlp")
-        configuration.protocolName = "grpc"
-        configuration.endpoint = "https://127.0.0.1:4317"
-        configuration.certificateFile = "/nonexistent/ca.pem"
+        var configuration = ExporterConfiguration.otlp(OTLPExporterConfiguration(endpoint: "https://127.0.0.1:4317", protocol: .grpc), name: "secure")
+        configuration.otlp!.certificateFile = "/nonexistent/ca.pem"
         let missing = #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(configuration) }
         #expect(missing?.code == .invalidConfiguration && missing?.message.contains("/nonexistent/ca.pem") == true, "\(String(describing: missing))")
 
-        configuration.certificateFile = nil
-        configuration.clientCertificateFile = "/etc/hostname"
+        configuration.otlp!.certificateFile = nil
+        configuration.otlp!.clientCertificateFile = "/etc/hostname"
         let unpaired = #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(configuration) }
-        #expect(unpaired?.message.contains("client key") == true, "\(String(describing: unpaired))")
-
-        // Exporters that write locally refuse network settings instead of ignoring them.
-        var file = ExporterConfiguration(name: "file", plugin: "file")
-        file.options = ["path": "/tmp/unused.jsonl"]
-        file.certificateFile = "/etc/hostname"
-        file.endpoint = "http://127.0.0.1:4318"
-        let local = #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(file) }
-        #expect(local?.message.contains("endpoint, certificate file") == true, "\(String(describing: local))")
+        #expect(unpaired?.code == .invalidConfiguration && unpaired?.message.contains("client key") == true, "\(String(describing: unpaired))")
 
         let environment = try #require(try ExporterConfiguration.otlpFromEnvironment([
             "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318", "OTEL_EXPORTER_OTLP_CERTIFICATE": "/certs/ca.pem",
             "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "/certs/client.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY": "/certs/client-key.pem",
         ]))
-        #expect(environment.certificateFile == "/certs/ca.pem")
-        #expect(environment.clientCertificateFile == "/certs/client.pem" && environment.clientKeyFile == "/certs/client-key.pem")
+        #expect(environment.otlp!.certificateFile == "/certs/ca.pem")
+        #expect(environment.otlp!.clientCertificateFile == "/certs/client.pem" && environment.otlp!.clientKeyFile == "/certs/client-key.pem")
     }
 }
 

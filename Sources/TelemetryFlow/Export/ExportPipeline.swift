@@ -35,6 +35,8 @@ public final class ExportPipeline: Service, Sendable {
     /// ``start()``.
     ///
     /// - Parameters:
+    ///   - resource: the resource of the process, which every exported batch is attributed to
+    ///     (``TelemetryFlowCore/Resource/fromEnvironment(_:)`` reads it from the standard variables).
     ///   - clock: the clock of every timer (batch delay, backoff, `Retry-After`, breaker cooldown, shutdown
     ///     deadline); tests pass a manual one.
     ///   - startAt: where a new exporter's cursor starts: the oldest retained event (default), or the end.
@@ -42,7 +44,7 @@ public final class ExportPipeline: Service, Sendable {
     /// - Throws: configuration errors from the plugins; ``TelemetryFlowError/Code/invalidConfiguration`` for a
     ///   duplicate exporter name, an invalid export policy or a negative grace period.
     public init<C: Clock>(
-        log: EventLog, exporters: [ExporterConfiguration], registry: PluginRegistry, clock: C,
+        log: EventLog, exporters: [ExporterConfiguration], registry: PluginRegistry, resource: Resource = Resource(), clock: C,
         startAt: EventLog.CursorStart = .beginning, shutdownGracePeriod: Duration = .seconds(5)
     ) async throws where C.Duration == Duration {
         guard shutdownGracePeriod >= .zero else {
@@ -59,7 +61,7 @@ public final class ExportPipeline: Service, Sendable {
                 throw TelemetryFlowError(.invalidConfiguration, "exporter name \"\(configuration.name)\" is empty or used twice")
             }
             try configuration.policy.validate()
-            let exporter = try registry.makeExporter(configuration)
+            let exporter = try registry.makeExporter(configuration, resource: resource)
             let cursor = "exporter." + configuration.name
             let position = try await log.registerCursor(cursor, startingAt: startAt)
             workers.append(ExportWorker(
@@ -71,11 +73,11 @@ public final class ExportPipeline: Service, Sendable {
 
     /// The same on the system's `ContinuousClock`.
     public convenience init(
-        log: EventLog, exporters: [ExporterConfiguration], registry: PluginRegistry,
+        log: EventLog, exporters: [ExporterConfiguration], registry: PluginRegistry, resource: Resource = Resource(),
         startAt: EventLog.CursorStart = .beginning, shutdownGracePeriod: Duration = .seconds(5)
     ) async throws {
         try await self.init(
-            log: log, exporters: exporters, registry: registry, clock: ContinuousClock(), startAt: startAt,
+            log: log, exporters: exporters, registry: registry, resource: resource, clock: ContinuousClock(), startAt: startAt,
             shutdownGracePeriod: shutdownGracePeriod)
     }
 

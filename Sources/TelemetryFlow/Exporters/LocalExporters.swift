@@ -36,21 +36,18 @@ func describe(_ event: StoredEvent, registry: PluginRegistry) -> String {
     }
 }
 
-/// `console`: one human-readable line per event. Option `stream`: `stdout` (default) or `stderr`.
+/// `console`: one human-readable line per event, on the stream of its ``ConsoleExporterConfiguration``.
 public struct ConsoleExporterPlugin: ExporterPlugin {
     public let name = "console"
     public init() {}
 
-    public func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter {
-        try configuration.checkOptions(["stream"])
-        try configuration.rejectNetworkSettings()
-        let fd: Int32
-        switch configuration.options["stream"] ?? "stdout" {
-        case "stdout": fd = 1
-        case "stderr": fd = 2
-        case let other: throw TelemetryFlowError(.invalidConfiguration, "console exporter: stream \"\(other)\" is not stdout or stderr")
+    public func makeExporter(_ configuration: ExporterConfiguration, context: ExporterContext) throws -> any TelemetryExporter {
+        guard case .console(let console) = configuration.kind else {
+            throw TelemetryFlowError(.invalidConfiguration, "exporter \"\(configuration.name)\": the console plugin needs a .console(…) configuration")
         }
-        return ConsoleExporter(fd: fd, signals: configuration.signals ?? Set(registry.signalTypes), registry: registry, name: configuration.name)
+        let fd: Int32 = console.stream == .standardError ? 2 : 1
+        return ConsoleExporter(
+            fd: fd, signals: configuration.signals ?? Set(context.registry.signalTypes), registry: context.registry, name: configuration.name)
     }
 }
 
@@ -96,34 +93,27 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
 }
 
 /// `file`: JSON lines (one object per event, OTLP/JSON shapes for spans, logs and metrics) appended to a file that
-/// rotates. Options: `path` (required), `max_bytes` (default 16777216), `max_files` (rotated files kept, default 5),
-/// `fsync` (`true` default: each batch is on disk before it counts as exported).
+/// rotates, as its ``FileExporterConfiguration`` says.
 public struct FileExporterPlugin: ExporterPlugin {
     public let name = "file"
     public init() {}
 
-    public func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter {
-        try configuration.checkOptions(["path", "max_bytes", "max_files", "fsync"])
-        try configuration.rejectNetworkSettings()
-        guard let path = configuration.options["path"], !path.isEmpty else {
-            throw TelemetryFlowError(.invalidConfiguration, "file exporter \"\(configuration.name)\": option path is required")
+    public func makeExporter(_ configuration: ExporterConfiguration, context: ExporterContext) throws -> any TelemetryExporter {
+        guard case .file(let file) = configuration.kind else {
+            throw TelemetryFlowError(.invalidConfiguration, "exporter \"\(configuration.name)\": the file plugin needs a .file(…) configuration")
         }
-        func number(_ key: String, _ fallback: Int, min: Int) throws -> Int {
-            guard let text = configuration.options[key] else { return fallback }
-            guard let n = Int(text), n >= min else {
-                throw TelemetryFlowError(.invalidConfiguration, "file exporter: \(key) must be a whole number ≥ \(min), got \"\(text)\"")
-            }
-            return n
+        guard !file.path.isEmpty else {
+            throw TelemetryFlowError(.invalidConfiguration, "file exporter \"\(configuration.name)\": path is required")
         }
-        let sync: Bool
-        switch configuration.options["fsync"] ?? "true" {
-        case "true": sync = true
-        case "false": sync = false
-        case let other: throw TelemetryFlowError(.invalidConfiguration, "file exporter: fsync must be true or false, got \"\(other)\"")
+        guard file.maxBytes >= 1024 else {
+            throw TelemetryFlowError(.invalidConfiguration, "file exporter \"\(configuration.name)\": maxBytes must be at least 1024, got \(file.maxBytes)")
+        }
+        guard file.maxFiles >= 1 else {
+            throw TelemetryFlowError(.invalidConfiguration, "file exporter \"\(configuration.name)\": maxFiles must be at least 1, got \(file.maxFiles)")
         }
         return try FileExporter(
-            path: path, maxBytes: try number("max_bytes", 16 << 20, min: 1024), maxFiles: try number("max_files", 5, min: 1),
-            sync: sync, signals: configuration.signals ?? Set(registry.signalTypes))
+            path: file.path, maxBytes: file.maxBytes, maxFiles: file.maxFiles, sync: file.fsync,
+            signals: configuration.signals ?? Set(context.registry.signalTypes))
     }
 }
 

@@ -4,8 +4,9 @@ import Synchronization
 public protocol ExporterPlugin: Sendable {
     /// The name configuration selects it by.
     var name: String { get }
-    /// Builds an exporter. Throws ``TelemetryFlowError/Code/invalidConfiguration`` for a bad or unknown setting.
-    func makeExporter(_ configuration: ExporterConfiguration, registry: PluginRegistry) throws -> any TelemetryExporter
+    /// Builds an exporter. Throws ``TelemetryFlowError/Code/invalidConfiguration`` for a bad or unknown setting,
+    /// or a configuration of another kind.
+    func makeExporter(_ configuration: ExporterConfiguration, context: ExporterContext) throws -> any TelemetryExporter
 }
 
 /// A wire protocol an exporter can speak (`grpc`, `http/protobuf`, `http/json`, or a third party's).
@@ -13,7 +14,7 @@ public protocol ProtocolPlugin: Sendable {
     /// The name configuration selects it by.
     var name: String { get }
     /// Builds a sender for the endpoint, headers, timeout, compression and TLS settings of `configuration`.
-    func makeSender(_ configuration: ExporterConfiguration) throws -> any SignalSender
+    func makeSender(_ configuration: OTLPExporterConfiguration, context: ExporterContext) throws -> any SignalSender
 }
 
 /// Sends the events of one signal over a protocol; made by a ``ProtocolPlugin``.
@@ -142,10 +143,12 @@ public final class PluginRegistry: Sendable {
     public var processorNames: [String] { state.withLock { $0.processors.keys.sorted() } }
     public var signalTypes: [SignalType] { state.withLock { $0.signals.keys.sorted() } }
 
-    /// Builds the exporter `configuration` names, after checking its policy.
-    public func makeExporter(_ configuration: ExporterConfiguration) throws -> any TelemetryExporter {
+    /// Builds the exporter `configuration` names, after checking its policy; its batches are attributed to
+    /// `resource` (the process's).
+    public func makeExporter(_ configuration: ExporterConfiguration, resource: Resource = Resource()) throws -> any TelemetryExporter {
         try configuration.policy.validate()
-        return try exporter(named: configuration.plugin).makeExporter(configuration, registry: self)
+        let context = ExporterContext(exporterName: configuration.name, resource: resource, registry: self)
+        return try exporter(named: configuration.plugin).makeExporter(configuration, context: context)
     }
 
     private func insert<P: Sendable>(
