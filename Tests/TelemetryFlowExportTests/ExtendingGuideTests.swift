@@ -2,6 +2,7 @@
 import Synchronization
 import Testing
 import TelemetryFlow
+import TelemetryFlowTesting
 
 // MARK: An exporter
 
@@ -114,5 +115,30 @@ struct JSONLinesSender: SignalSender {
         #expect(counter.exporter.counted.withLock { $0 } == 3)
         #expect(lines.withLock { $0.count } == 1 && lines.withLock { $0[0].contains("\"resourceSpans\"") })
         #expect(registry.signalTypes.map(\.name).contains("audit"))
+    }
+
+    @Test func spanCounterCountsAndTheWorkerRetriesOnSchedule() async throws {
+        let temporary = try TemporaryLog()
+        for n in 0..<3 { temporary.log.append(.spanEnded(sampleSpan(n), scope: testScope), timestampUnixNano: 1) }
+        let last = try await temporary.log.flush()
+
+        let clock = ManualClock()
+        let flaky = InMemoryExporter(answers: [.retryable(reason: "503"), .success], clock: clock)
+        let counter = SpanCounterPlugin()
+        let registry = PluginRegistry.standard()
+        try registry.register(exporter: counter)
+        try registry.register(exporter: flaky.plugin(name: "memory"))
+        var memory = ExporterConfiguration.plugin(name: "memory")
+        memory.policy.jitter = 0
+        memory.policy.scheduleDelay = .zero
+        var spans = ExporterConfiguration.plugin(name: "span-counter")
+        spans.policy.scheduleDelay = .zero
+        let pipeline = try await ExportPipeline(log: temporary.log, exporters: [spans, memory], registry: registry, clock: clock)
+        pipeline.start()
+        #expect(await clock.advance(until: { pipeline.status.allSatisfy { $0.cursor == last } }))
+        await pipeline.stop()
+
+        #expect(counter.exporter.counted.withLock { $0 } == 3)
+        #expect(flaky.calls.map(\.at) == [.zero, .milliseconds(500)], "one retry after the 500 ms initial backoff")
     }
 }
