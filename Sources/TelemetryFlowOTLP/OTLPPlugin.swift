@@ -14,19 +14,19 @@ public struct OTLPPlugin: TelemetryFlowPlugin {
 }
 
 /// The three OTLP wire protocols.
-public enum OTLPWire: String, Sendable, CaseIterable {
+package enum OTLPWire: String, Sendable, CaseIterable {
     case grpc = "grpc"
     case httpProtobuf = "http/protobuf"
     case httpJSON = "http/json"
 
     /// The default endpoint when none is configured (OTLP's defaults).
-    public var defaultEndpoint: String { self == .grpc ? "http://localhost:4317" : "http://localhost:4318" }
+    package var defaultEndpoint: String { self == .grpc ? "http://localhost:4317" : "http://localhost:4318" }
 
     /// `/v1/traces`, `/v1/logs`, `/v1/metrics`.
-    public static func httpPath(_ signal: SignalType) -> String { "/v1/\(signal.name)" }
+    package static func httpPath(_ signal: SignalType) -> String { "/v1/\(signal.name)" }
 
     /// The gRPC method path of the signal's collector service.
-    public static func grpcPath(_ signal: SignalType) -> String {
+    package static func grpcPath(_ signal: SignalType) -> String {
         switch signal {
         case .traces: return "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
         case .logs: return "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -36,13 +36,13 @@ public enum OTLPWire: String, Sendable, CaseIterable {
 }
 
 /// A protocol plugin for one OTLP wire protocol.
-public struct OTLPProtocolPlugin: ProtocolPlugin {
-    public let wire: OTLPWire
-    public var name: String { wire.rawValue }
+package struct OTLPProtocolPlugin: ProtocolPlugin {
+    package let wire: OTLPWire
+    package var name: String { wire.rawValue }
 
-    public init(wire: OTLPWire) { self.wire = wire }
+    package init(wire: OTLPWire) { self.wire = wire }
 
-    public func makeSender(_ configuration: OTLPExporterConfiguration, context: ExporterContext) throws -> any SignalSender {
+    package func makeSender(_ configuration: OTLPExporterConfiguration, context: ExporterContext) throws -> any SignalSender {
         try OTLPSender(wire: wire, configuration: configuration, context: context)
     }
 }
