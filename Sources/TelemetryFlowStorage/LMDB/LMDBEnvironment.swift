@@ -25,6 +25,9 @@ func lmdbError(_ rc: Int32, _ what: String) -> TelemetryFlowError {
 ///
 /// Write transactions are only ever begun on the log's writer thread; read transactions use `MDB_NOTLS` so
 /// they may run on any thread.
+///
+/// `@unchecked Sendable`: the environment pointer is immutable; LMDB itself makes an environment safe to share
+/// between threads (with `MDB_NOTLS` for readers); closing is guarded by `isOpen` and happens once.
 final class LMDBEnvironment: @unchecked Sendable {
     let pointer: OpaquePointer
     let path: String

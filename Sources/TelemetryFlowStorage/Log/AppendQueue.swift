@@ -5,6 +5,8 @@ import TelemetryFlowCore
 
 /// Atomic 64-bit words, each alone on its 64-byte cache line, so that a word every producer writes does not
 /// slow down reads of its neighbours.
+/// `@unchecked Sendable`: the words are only ever accessed as `Atomic<UInt64>`s through the pointers this class
+/// hands out; the allocation is made in `init`, never moves, and is freed in `deinit`, after every user is gone.
 final class PaddedAtomics: @unchecked Sendable {
     private let allocation: UnsafeMutableRawPointer
     private let raw: UnsafeMutableRawPointer
@@ -48,6 +50,9 @@ struct BriefWait {
 
 /// A fixed block of memory holding encoded records back to back: producers fill one while the writer commits
 /// the other.
+/// `@unchecked Sendable`: producers write only the byte ranges their atomic reservation on the queue's tail gave
+/// them (and publish completion through `copied`); the writer reads the buffer, and sets `count`, only after it
+/// swapped the buffer out and `copied` reached the reserved bytes, so no byte is written and read at once.
 final class RecordBuffer: @unchecked Sendable {
     static let stripes = 16
 
@@ -111,6 +116,9 @@ final class RecordBuffer: @unchecked Sendable {
 /// drops the record, per ``QueuePolicy``) and tries again. Since offsets and record counts grow together, the
 /// valid reservations are a prefix; the first void one records where that prefix ends (the buffer's seal), and
 /// the next buffer's sequences continue from there, so sequences have no gaps.
+/// `@unchecked Sendable`: the tail and writer-state words are atomics; `operations`, `hurried`, `stopping`,
+/// `spaceWaiters` and the other `var`s are read and written only with `monitor` held; the record buffers follow
+/// ``RecordBuffer``'s rule.
 final class AppendQueue: @unchecked Sendable {
     private static let writerCondition = 0
     private static let spaceCondition = 1

@@ -10,6 +10,8 @@ import TelemetryFlowCore
 /// enough to fill the append queue. Each file is synced through a descriptor of its own (`fdatasync`), which
 /// covers every write made to it before the call; a file deleted in the meantime is skipped. The thread runs at
 /// nice +10 relative to the process.
+/// `@unchecked Sendable`: `pending`, `stopping` and `thread` are read and written only with `monitor` held;
+/// the counters are atomic or behind `Locked`.
 final class BackgroundSyncer: @unchecked Sendable {
     private let monitor = Monitor(conditions: 1)
     // Guarded by `monitor`.

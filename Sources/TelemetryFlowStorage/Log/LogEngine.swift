@@ -5,6 +5,10 @@ import TelemetryFlowCore
 
 /// The shared state behind ``EventLog``: the queue, the segment list, cursors, counters and the writer thread.
 /// (The public class wraps it so that the writer thread, which holds the engine, does not keep the log alive.)
+///
+/// `@unchecked Sendable`: shared state is behind `Locked` or atomics; `writer` (the ``WriterState``) is read and
+/// written only by the writer thread, and by `init` and `close()` when that thread is not running (before
+/// `start()`, after it was joined); `recoveryReport` is written only in `init`.
 final class LogEngine: @unchecked Sendable {
     let configuration: LogConfiguration
     let directory: String

@@ -48,6 +48,8 @@ struct SegmentRecord: Sendable, Hashable {
 /// Every value is stored with a CRC-32C of its key and value appended (u32 little-endian), so that a damaged
 /// entry is found and the file rebuilt instead of trusted. A file is given to LMDB only after
 /// ``LMDBPageWalker/validate(subDatabases:fileSize:leaf:)`` accepted every page of it.
+/// `@unchecked Sendable`: every stored property is immutable after `init` (the environment and database
+/// handles); writes go through write transactions, which only the log's writer thread begins.
 final class MetadataStore: @unchecked Sendable {
     // @unchecked: the handles are set once in init; the environment does its own locking.
     static let fileName = "meta.mdb"

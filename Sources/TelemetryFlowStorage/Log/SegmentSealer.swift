@@ -9,6 +9,8 @@ import TelemetryFlowCore
 /// segment here and stores the checksums this thread computes (``WriterOperation/storeChecksums(_:_:)``); a
 /// segment sealed by a process that stopped before its checksums were stored is validated page by page before its
 /// first read instead (``Segment/Check/structure``), so the gap costs time, never safety.
+/// `@unchecked Sendable`: `pending`, `stopping`, `current`, `hurry` and `thread` are read and written only with
+/// `monitor` held; the closures it was given are `@Sendable`.
 final class SegmentSealer: @unchecked Sendable {
     // @unchecked: `pending`, `stopping` and `thread` are guarded by `monitor`.
     enum Task: Equatable {

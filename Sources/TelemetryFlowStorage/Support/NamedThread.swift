@@ -3,6 +3,8 @@ internal import CSupport
 
 /// Starts a joinable pthread running `body`, named `name` (at most 15 bytes are kept) so that `top -H`,
 /// `perf` and /proc show which thread is the log's.
+///
+/// `@unchecked Sendable`: `thread` is written once in `init`; `join()` is called by one owner, once.
 final class NamedThread: @unchecked Sendable {
     private var thread = pthread_t()
 

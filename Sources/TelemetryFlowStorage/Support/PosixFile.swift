@@ -151,6 +151,8 @@ enum PosixFile {
 }
 
 /// An exclusive `flock` on a file, held until released or the process dies.
+///
+/// `@unchecked Sendable`: the descriptor is immutable; it is closed once, in `deinit`.
 final class FileLock: @unchecked Sendable {
     private let fd: Int32
 
