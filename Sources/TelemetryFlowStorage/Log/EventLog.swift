@@ -96,7 +96,7 @@ public final class EventLog: Sendable {
     /// - Throws: `CancellationError` when the calling task is cancelled; ``TelemetryFlowError/Code/closed`` when
     ///   the log is closed.
     public func waitForCommit(after sequence: UInt64) async throws -> UInt64 {
-        try await engine.commits.wait(after: sequence)
+        try await engine.flushes.commits.wait(after: sequence)
     }
 
     // MARK: Cursors

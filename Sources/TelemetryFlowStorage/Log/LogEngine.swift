@@ -22,9 +22,8 @@ final class LogEngine: @unchecked Sendable {
     let cursorState: Locked<[String: UInt64]>
     /// Sequence ranges found lost or damaged (each counted once).
     let lost: Locked<LostRanges>
-    let flushState = Locked<FlushState>(FlushState())
-    /// Wakes consumers after each commit.
-    let commits = SequenceWatch()
+    /// Flush waiters, the processed sequence, drops not yet reported, and the commit watch consumers sleep on.
+    let flushes = FlushTracker()
     let stalledByQuota = Atomic<Bool>(false)
     let closed = Atomic<Bool>(false)
     let committedTotal: Atomic<UInt64>
@@ -46,35 +45,6 @@ final class LogEngine: @unchecked Sendable {
     /// Writer-thread state: touched only by the writer thread after `start()`.
     var writer: WriterState
 
-    struct FlushState {
-        var processed: UInt64 = 0
-        var closed = false
-        /// The highest target of a flush that completed (acknowledged, or reported a drop).
-        var reportedThrough: UInt64 = 0
-        /// Sequences the writer handed out and then dropped, with why; kept until no flush can cover them.
-        var drops: [(range: ClosedRange<UInt64>, error: TelemetryFlowError)] = []
-        var waiters: [(target: UInt64, floor: UInt64, continuation: CheckedContinuation<UInt64, any Error>)] = []
-
-        /// The outcome of a flush of `(floor, target]`: the target, or the error of the drops inside it.
-        func outcome(floor: UInt64, target: UInt64) -> Result<UInt64, TelemetryFlowError> {
-            let inside = drops.filter { $0.range.upperBound > floor && $0.range.lowerBound <= target }
-            guard let first = inside.first else { return .success(target) }
-            let count = inside.reduce(UInt64(0)) { $0 + min($1.range.upperBound, target) - max($1.range.lowerBound, floor + 1) + 1 }
-            let low = max(first.range.lowerBound, floor + 1)
-            let high = min(inside.last!.range.upperBound, target)
-            return .failure(TelemetryFlowError(
-                first.error.code,
-                "\(count) events appended before this flush were not stored (sequences \(low)…\(high)): \(first.error.message)",
-                underlying: first.error.underlying))
-        }
-
-        mutating func complete(_ target: UInt64) {
-            reportedThrough = max(reportedThrough, target)
-            let floor = waiters.map(\.floor).min().map { min($0, reportedThrough) } ?? reportedThrough
-            drops.removeAll { $0.range.upperBound <= floor }
-        }
-    }
-
     /// Called by the writer when it drops sequences it had handed out, before it publishes them as processed.
     func recordDrop(_ range: ClosedRange<UInt64>, reason: DropReason, cause: TelemetryFlowError?) {
         let error: TelemetryFlowError
@@ -85,10 +55,10 @@ final class LogEngine: @unchecked Sendable {
         } else {
             error = TelemetryFlowError(.quotaExceeded, "the disk quota of \(configuration.quotaBytes) bytes is full (\(reason))")
         }
-        flushState.withLock { $0.drops.append((range, error)) }
+        flushes.recordDrop(range, error)
     }
 
-    var processedSequence: UInt64 { flushState.withLock { $0.processed } }
+    var processedSequence: UInt64 { flushes.processed }
 
     var firstRetainedSequence: UInt64? {
         let segments = segmentList.withLock { $0 }
@@ -122,8 +92,7 @@ final class LogEngine: @unchecked Sendable {
         }
         droppedPerCursor = Locked(perCursor)
         queue = AppendQueue(configuration: configuration, nextSequence: recovered.nextSequence)
-        flushState.withLock { $0.processed = recovered.nextSequence - 1 }
-        commits.publish(recovered.nextSequence - 1)
+        flushes.publish(recovered.nextSequence - 1)
         writer = WriterState(
             segments: recovered.segments, committed: recovered.nextSequence - 1,
             spare: queue.writerBuffer, now: monotonicNanos())
@@ -176,44 +145,11 @@ final class LogEngine: @unchecked Sendable {
     func flush() async throws -> UInt64 {
         let target = queue.lastQueuedSequence
         queue.hurry()
-        return try await withCheckedThrowingContinuation { continuation in
-            let immediate: Result<UInt64, TelemetryFlowError>? = flushState.withLock { state in
-                let floor = state.reportedThrough
-                if state.processed >= target {
-                    let outcome = state.outcome(floor: floor, target: target).map { _ in state.processed }
-                    state.complete(target)
-                    return outcome
-                }
-                if state.closed { return .failure(TelemetryFlowError(.closed, "the log was closed before the flush completed")) }
-                state.waiters.append((target, floor, continuation))
-                return nil
-            }
-            if let immediate { continuation.resume(with: immediate) }
-        }
+        return try await flushes.wait(through: target)
     }
 
     /// Called by the writer once everything up to `sequence` is committed or dropped.
-    func publishProcessed(_ sequence: UInt64) {
-        let ready: [(CheckedContinuation<UInt64, any Error>, Result<UInt64, TelemetryFlowError>)] = flushState.withLock { state in
-            guard sequence > state.processed else { return [] }
-            state.processed = sequence
-            var ready: [(CheckedContinuation<UInt64, any Error>, Result<UInt64, TelemetryFlowError>)] = []
-            var done: [UInt64] = []
-            var waiting = state.waiters
-            let snapshot = state
-            waiting.removeAll { waiter in
-                guard waiter.target <= sequence else { return false }
-                ready.append((waiter.continuation, snapshot.outcome(floor: waiter.floor, target: waiter.target).map { _ in sequence }))
-                done.append(waiter.target)
-                return true
-            }
-            state.waiters = waiting
-            for target in done { state.complete(target) }
-            return ready
-        }
-        for (continuation, result) in ready { continuation.resume(with: result) }
-        commits.publish(sequence)
-    }
+    func publishProcessed(_ sequence: UInt64) { flushes.publish(sequence) }
 
     // MARK: Cursors
 
@@ -430,29 +366,6 @@ final class LogEngine: @unchecked Sendable {
         segmentList.withLock { $0 = [] }
         meta.env.close()
         fileLock.withLock { $0 = nil }
-        let waiters = flushState.withLock { state in
-            state.closed = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters {
-            waiter.continuation.resume(throwing: TelemetryFlowError(.closed, "the log was closed before the flush completed"))
-        }
-        commits.close()
-    }
-}
-
-/// Drop counters: the built-in reasons by position (the hot path), plugins' own by name.
-struct DropCounts: Sendable {
-    var builtIn: [UInt64]
-    var plugin: [String: UInt64] = [:]
-
-    var byReason: [DropReason: UInt64] {
-        var out: [DropReason: UInt64] = [:]
-        for (index, reason) in DropReason.allCases.enumerated() { out[reason] = builtIn[index] }
-        for (name, count) in plugin {
-            if let reason = try? DropReason(name) { out[reason] = count }
-        }
-        return out
+        flushes.close()
     }
 }
