@@ -105,7 +105,7 @@ import TelemetryFlowTesting
         // A waiting batch that fills up is sent when the commit that fills it arrives, before the delay.
         for n in 0..<2 { temporary.log.append(.log(LogRecordData(timeUnixNano: 1, severity: .info, body: .string("a\(n)")), scope: .init(name: "s")), timestampUnixNano: 1) }
         _ = try await temporary.log.flush()
-        while clock.sleeperCount == 0 { await Task.yield() }
+        #expect(await eventually { clock.sleeperCount > 0 }, "the worker waits for the batch to fill")
         for n in 0..<2 { temporary.log.append(.log(LogRecordData(timeUnixNano: 1, severity: .info, body: .string("b\(n)")), scope: .init(name: "s")), timestampUnixNano: 1) }
         let last = try await temporary.log.flush()
         #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(10)))
@@ -134,7 +134,7 @@ import TelemetryFlowTesting
         let exporter = InMemoryExporter(clock: clock)
         let pipeline = try await pipeline(temporary.log, exporter, clock, configuration { $0.scheduleDelay = .seconds(60) })
         pipeline.start()
-        while clock.sleeperCount == 0 { await Task.yield() }  // the worker waits for the batch to fill
+        #expect(await eventually { clock.sleeperCount > 0 }, "the worker waits for the batch to fill")
         await pipeline.stop()
         #expect(pipeline.status[0].cursor == last && exporter.receivedSequences == Array(1...7) && exporter.calls[0].at == .zero)
         #expect(pipeline.status[0].running == false && exporter.shutdownCount == 1)
@@ -170,7 +170,7 @@ import TelemetryFlowTesting
             log: temporary.log, exporters: [hang], registry: registry, clock: clock,
             shutdownGracePeriod: .seconds(3))
         pipeline.start()
-        while !hanging.started.withLock({ $0 }) { await Task.yield() }
+        #expect(await eventually { hanging.started.withLock { $0 } }, "the export started")
         let stopped = Atomic<Bool>(false)
         let stopping = Task {
             await pipeline.stop()
@@ -202,6 +202,16 @@ import TelemetryFlowTesting
         try await running.value
         #expect(pipeline.status[0].running == false && exporter.shutdownCount == 1)
     }
+}
+
+/// Waits (up to `timeout` of real time, checking every millisecond) until `condition` holds; returns whether it did.
+func eventually(timeout: Duration = .seconds(10), _ condition: @Sendable () -> Bool) async -> Bool {
+    let giveUp = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < giveUp else { return false }
+        try? await Task.sleep(for: .milliseconds(1))
+    }
+    return true
 }
 
 /// An exporter whose export never answers until it is cancelled.
