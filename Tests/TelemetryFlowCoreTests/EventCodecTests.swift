@@ -111,7 +111,8 @@ import Testing
                 return w.bytes
             }
             #expect(deferred != direct, "the checksum field is left empty")
-            #expect(throws: TelemetryFlowError.self) { try deferred.withUnsafeBytes { try EventCodec.envelope(of: $0) } }
+            let unsealed = #expect(throws: TelemetryFlowError.self) { try deferred.withUnsafeBytes { try EventCodec.envelope(of: $0) } }
+            #expect(unsealed?.code == .corruptedRecord)
             deferred.withUnsafeMutableBytes { EventCodec.sealChecksum($0) }
             #expect(deferred == direct)
         }
@@ -122,10 +123,14 @@ import Testing
         for index in stride(from: 0, to: bytes.count, by: 7) {
             var damaged = bytes
             damaged[index] ^= 0x40
-            #expect(throws: TelemetryFlowError.self) { try EventCodec.decode(damaged) }
+            let error = #expect(throws: TelemetryFlowError.self) { try EventCodec.decode(damaged) }
+            // The checksum catches almost every flip; a flipped version or type byte is named as such.
+            #expect(error.map { [.corruptedRecord, .unsupportedFormatVersion, .unknownEventType].contains($0.code) } == true, "\(String(describing: error))")
         }
-        #expect(throws: TelemetryFlowError.self) { try EventCodec.decode(Array(bytes.dropLast(1))) }
-        #expect(throws: TelemetryFlowError.self) { try EventCodec.decode([]) }
+        let truncated = #expect(throws: TelemetryFlowError.self) { try EventCodec.decode(Array(bytes.dropLast(1))) }
+        #expect(truncated?.code == .corruptedRecord)
+        let empty = #expect(throws: TelemetryFlowError.self) { try EventCodec.decode([]) }
+        #expect(empty?.code == .corruptedRecord)
     }
 
     /// A valid record with one envelope byte changed and its checksum recomputed.
@@ -210,7 +215,8 @@ import Testing
         #expect(dropped == 2)
         // Truncation never splits a character: "hé" is 3 bytes, so 2 bytes keep only "h".
         #expect(AttributeLimits.truncate("héllo", to: 2) == "h")
-        #expect(throws: TelemetryFlowError.self) { try AttributeLimits(maxCount: -1) }
+        let negative = #expect(throws: TelemetryFlowError.self) { try AttributeLimits(maxCount: -1) }
+        #expect(negative?.code == .invalidConfiguration)
     }
 
     @Test func idsAndSignalTypes() throws {
@@ -222,10 +228,12 @@ import Testing
         #expect(SpanID(hex: span.hex) == span)
         #expect(try SignalType("profiles").name == "profiles")
         for bad in ["", "Upper", "1abc", "with space", String(repeating: "a", count: 65)] {
-            #expect(throws: TelemetryFlowError.self) { try SignalType(bad) }
+            let error = #expect(throws: TelemetryFlowError.self) { try SignalType(bad) }
+            #expect(error?.code == .invalidArgument)
         }
         #expect(Severity.warn.text == "WARN")
         #expect(try Severity(number: 14).text == "WARN2")
-        #expect(throws: TelemetryFlowError.self) { try Severity(number: 25) }
+        let severity = #expect(throws: TelemetryFlowError.self) { try Severity(number: 25) }
+        #expect(severity?.code == .invalidArgument)
     }
 }

@@ -249,8 +249,10 @@ func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
         guard case .log(let record, _) = event else { return }
         #expect(record.attributes["password"] == .string("[RE") && record.attributes["user"] == .string("ali"))
         #expect(record.attributes.count == 2 && record.droppedAttributesCount == 1)
-        #expect(throws: TelemetryFlowError.self) { try registry.processor(named: "redaction").makeProcessor(options: [:]) }
-        #expect(throws: TelemetryFlowError.self) { try registry.processor(named: "attribute_limits").makeProcessor(options: ["max": "1"]) }
+        let noKeys = #expect(throws: TelemetryFlowError.self) { try registry.processor(named: "redaction").makeProcessor(options: [:]) }
+        #expect(noKeys?.code == .invalidConfiguration)
+        let unknown = #expect(throws: TelemetryFlowError.self) { try registry.processor(named: "attribute_limits").makeProcessor(options: ["max": "1"]) }
+        #expect(unknown?.code == .invalidConfiguration && unknown?.message.contains("max") == true)
     }
 }
 

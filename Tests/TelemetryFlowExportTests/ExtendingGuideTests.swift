@@ -98,9 +98,10 @@ struct JSONLinesSender: SignalSender {
 
         let audit = CustomSignalRecord(signal: try SignalType("audit"), name: "login", attributes: ["actor": "alice"])
         try registry.signalType(audit.signal).validate(audit)
-        #expect(throws: TelemetryFlowError.self) {
+        let invalid = #expect(throws: TelemetryFlowError.self) {
             try registry.signalType(audit.signal).validate(CustomSignalRecord(signal: audit.signal, name: "login"))
         }
+        #expect(invalid?.code == .invalidArgument)
         _ = log.append(.custom(audit), timestampUnixNano: 1)
         for n in 0..<3 { _ = log.append(.spanEnded(sampleSpan(n), scope: testScope), timestampUnixNano: 2) }
         let last = try await log.flush()

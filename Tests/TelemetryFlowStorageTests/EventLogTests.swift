@@ -126,7 +126,8 @@ import Testing
         try await log.setCursor("a", to: batch.endSequence)
         #expect(log.cursor("a") == 50)
         #expect(try await log.rewindCursor("a", toTime: 205) == 21)
-        await #expect(throws: TelemetryFlowError.self) { try await log.setCursor("a", to: 1000) }
+        let pastEnd = await #expect(throws: TelemetryFlowError.self) { try await log.setCursor("a", to: 1000) }
+        #expect(pastEnd?.code == .invalidArgument)
         try await log.removeCursor("b")
         #expect(log.cursors == ["a": 21])
     }
@@ -144,7 +145,8 @@ import Testing
             let queueError = try #require(throws: TelemetryFlowError.self) { try EventLog(badQueue) }
             #expect(queueError.code == .invalidConfiguration && queueError.message.contains("queueCapacityBytes"))
         }
-        #expect(throws: TelemetryFlowError.self) { try Durability(parsing: "sometimes") }
+        let durability = #expect(throws: TelemetryFlowError.self) { try Durability(parsing: "sometimes") }
+        #expect(durability?.code == .invalidConfiguration)
         #expect(try Durability(parsing: "interval(250)") == .interval(milliseconds: 250))
 
         try FileManager.default.createDirectory(atPath: dir.path + "/other", withIntermediateDirectories: true)
