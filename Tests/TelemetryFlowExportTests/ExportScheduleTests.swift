@@ -177,7 +177,8 @@ import TelemetryFlowTesting
             stopped.store(true, ordering: .relaxed)
         }
         // Nothing ends before the grace period is over on the clock, then the export is cancelled.
-        #expect(await clock.advanceToNextDeadline() == ManualClock.Instant(offset: .seconds(3)))
+        #expect(await clock.advanceToNextDeadline(timeout: .seconds(60)) == ManualClock.Instant(offset: .seconds(3)))
+        #expect(await clock.advance(until: { stopped.load(ordering: .relaxed) }, timeout: .seconds(60)))
         await stopping.value
         #expect(stopped.load(ordering: .relaxed) && hanging.cancelled.withLock { $0 })
         #expect(pipeline.status[0].cursor == 0, "the batch cut off by the deadline stays on disk")
