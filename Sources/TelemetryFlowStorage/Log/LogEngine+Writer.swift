@@ -299,8 +299,9 @@ extension LogEngine {
     func writeBackup() {
         do {
             // The writer (at close) and the sealer both write it: one at a time, through the same temporary file.
-            try backupLock.withLock { _ throws(TelemetryFlowError) in
+            try backupsWritten.withLock { (count: inout UInt64) throws(TelemetryFlowError) in
                 try MetadataBackup.write(meta, directory: directory, sync: configuration.durability == .always)
+                count += 1
             }
         } catch {
             lastError.withLock { $0 = "cannot write the metadata backup: \(error)" }

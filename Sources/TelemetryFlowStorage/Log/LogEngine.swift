@@ -40,7 +40,9 @@ final class LogEngine: @unchecked Sendable {
     let syncer: BackgroundSyncer?
     /// Checksums sealed segments and refreshes the metadata backup off the writer thread (set in `start()`).
     private(set) var sealer: SegmentSealer?
-    let backupLock = Locked(())
+    /// How many times `meta.backup` was written by this process; its lock keeps the writer and the sealer from
+    /// writing the backup at the same time.
+    let backupsWritten = Locked<UInt64>(0)
 
     /// Writer-thread state: touched only by the writer thread after `start()`.
     var writer: WriterState
