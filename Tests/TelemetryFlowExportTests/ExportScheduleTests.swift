@@ -196,8 +196,11 @@ import TelemetryFlowTesting
         let counter = MetricMeasurement(kind: .counter, name: "jobs", value: .int(2))
         temporary.log.append(.measurement(counter), timestampUnixNano: 1)
         _ = try await temporary.log.flush()
-        // The projection collects at 10 s on the clock; the pipeline then exports the collection.
-        #expect(await clock.advance(until: { exporter.calls.contains { $0.events.contains { $0.type == .metricsCollected } } }))
+        // The projection collects at 10 s on the clock (the only sleeper: the worker waits for commits); the
+        // pipeline then exports the collection without the clock moving again.
+        #expect(await eventually { clock.nextDeadline == ManualClock.Instant(offset: .seconds(10)) })
+        clock.advance(by: .seconds(10))
+        #expect(await eventually { exporter.calls.contains { $0.events.contains { $0.type == .metricsCollected } } })
         #expect(clock.now.offset == .seconds(10))
         await group.triggerGracefulShutdown()
         try await running.value
