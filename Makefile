@@ -53,7 +53,7 @@ SANITIZER_SUITES := EventLogTests|AppendQueueTests|QuotaTests|CorruptionTests|HT
 test-sanitizers: deps test-deps
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 timeout $(SANITIZER_TIMEOUT) $(SWIFT) test --scratch-path .build-tsan \
 		--sanitize=thread --no-parallel --filter '$(SANITIZER_SUITES)' --skip DemoExportTests
-	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 timeout $(SANITIZER_TIMEOUT) $(SWIFT) test --scratch-path .build-asan \
+	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/Support/lsan.supp timeout $(SANITIZER_TIMEOUT) $(SWIFT) test --scratch-path .build-asan \
 		--sanitize=address --no-parallel --filter '$(SANITIZER_SUITES)' --skip DemoExportTests
 
 # Thousands of damage cases (TFLOW_DAMAGE_CASES, a new seed each run unless TFLOW_DAMAGE_SEED is set), then the
