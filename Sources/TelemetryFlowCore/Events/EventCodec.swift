@@ -73,6 +73,18 @@ package enum EventCodec {
     }
 
     /// One record holding `event`, as a new array.
+    /// Encodes `event` into a scratch buffer on the caller's stack (the checksum left for the log's writer) and
+    /// hands the record to `body`: the append path. Not generic, so that callers in other modules need no
+    /// specialization of the scratch helpers (unspecialized, they instantiated generic metadata on every append).
+    package static func withUnsealedRecord(
+        _ event: borrowing TelemetryEvent, timestampUnixNano: UInt64, _ body: (UnsafeRawBufferPointer) -> AppendOutcome
+    ) -> AppendOutcome {
+        ProtobufWriter.withScratch(passing: event) { event, w in
+            encode(event, timestampUnixNano: timestampUnixNano, into: &w, checksummed: false)
+            return w.withUnsafeBytes { body($0) }
+        }
+    }
+
     package static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64) -> [UInt8] {
         var out: [UInt8] = []
         encode(event, timestampUnixNano: timestampUnixNano, into: &out)

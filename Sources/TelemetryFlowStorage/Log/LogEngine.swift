@@ -116,11 +116,8 @@ final class LogEngine: @unchecked Sendable {
 
     /// Encodes `event` on the caller's stack and queues the record.
     func append(_ event: borrowing TelemetryEvent, timestampUnixNano: UInt64) -> AppendOutcome {
-        ProtobufWriter.withScratch(passing: event) { event, w in
-            // The writer thread computes the checksum as it commits the record.
-            EventCodec.encode(event, timestampUnixNano: timestampUnixNano, into: &w, checksummed: false)
-            return w.withUnsafeBytes { append($0) }
-        }
+        // The writer thread computes the checksum as it commits the record.
+        EventCodec.withUnsealedRecord(event, timestampUnixNano: timestampUnixNano) { append($0) }
     }
 
     @inline(__always)

@@ -1,8 +1,6 @@
-public import TelemetryFlowCore
-
 /// The result of one append.
 public enum AppendOutcome: Sendable, Hashable {
-    /// The event was queued under this sequence number; ``EventLog/flush()`` makes it durable.
+    /// The event was queued under this sequence number; `EventLog.flush()` makes it durable.
     case appended(sequence: UInt64)
     /// The event was dropped and counted.
     case dropped(DropReason)
