@@ -79,7 +79,13 @@ import TelemetryFlowTesting
             $0.breakerCooldown = .seconds(30)
         })
         pipeline.start()
-        #expect(await clock.advance(until: { pipeline.status[0].circuitOpenings == 1 && clock.now.offset >= .seconds(1) }))
+        #expect(await clock.advance(until: { exporter.calls.count == 3 }))
+        // The third failure opens the circuit; after its 100 ms backoff the worker waits for the cooldown. (The
+        // clock may already stand at the end of that backoff: advancing races the worker's next sleep.)
+        if await eventually({ clock.nextDeadline != nil }), clock.nextDeadline == ManualClock.Instant(offset: .milliseconds(300)) {
+            clock.advance(to: ManualClock.Instant(offset: .milliseconds(300)))
+        }
+        #expect(await eventually { clock.nextDeadline == ManualClock.Instant(offset: .milliseconds(30_200)) }, "the open circuit waits for the cooldown")
         #expect(pipeline.status[0].circuit == "open" && exporter.calls.count == 3, "nothing is sent while the circuit is open")
         #expect(await clock.advance(until: { pipeline.status[0].cursor == last }))
         await pipeline.stop()
