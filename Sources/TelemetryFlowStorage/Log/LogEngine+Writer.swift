@@ -56,14 +56,16 @@ struct WriterState {
 }
 
 extension LogEngine {
-    /// How often an idle writer wakes, for segments leaving the retention window while nothing is written.
-    static let idleWakeNanos: UInt64 = 60_000_000_000
+    /// How often an idle writer wakes: for segments leaving the retention window, and for the garbage
+    /// collection and counter persistence that follow a burst of work (the damage suite's template relies on
+    /// that second-by-second cadence; at 60 s, one of its cases lost records, not yet understood).
+    static let idleWakeNanos: UInt64 = 1_000_000_000
 
     private var blockNanos: UInt64 { UInt64(configuration.blockTimeoutMilliseconds) * 1_000_000 }
 
     func writerMain() {
         while true {
-            // Idle, the writer sleeps until work arrives, waking once a minute for the retention window; periodic
+            // Idle, the writer sleeps until work arrives, waking once a second (`idleWakeNanos`); periodic
             // work (sync, garbage collection, counters) is scheduled only when something happened since it last ran.
             let now = monotonicNanos()
             var deadline = now + Self.idleWakeNanos
