@@ -118,8 +118,12 @@ public final class ExportPipeline: Service, Sendable {
         }
         await task?.value
         // A pipeline run by `run()` elsewhere: wait for its workers to report that they stopped.
-        while workers.contains(where: { $0.status.running }), runState.withLock({ if case .running = $0 { true } else { false } }) {
-            _ = try? await progress.wait(after: progress.value)
+        // The progress value is read before the condition, so a worker that stops in between still wakes the wait.
+        while true {
+            let seen = progress.value
+            guard workers.contains(where: { $0.status.running }), runState.withLock({ if case .running = $0 { true } else { false } })
+            else { break }
+            _ = try? await progress.wait(after: seen)
         }
     }
 
