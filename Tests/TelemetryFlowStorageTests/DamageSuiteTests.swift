@@ -22,7 +22,8 @@ struct SeededGenerator: RandomNumberGenerator {
 /// be read back; what is lost is counted; the second open reads what the first did plus what it appended.
 ///
 /// `TFLOW_DAMAGE_CASES` (default 300) and `TFLOW_DAMAGE_SEED` (default 20261201) choose the cases; `make fuzz`
-/// runs thousands.
+/// runs thousands. `TFLOW_DAMAGE_ONLY=N` runs case N alone and keeps its damaged copy (the path is printed), to
+/// reproduce a failure.
 @Suite struct DamageSuiteTests {
     struct Template: Sendable {
         var path: String
@@ -58,7 +59,7 @@ struct SeededGenerator: RandomNumberGenerator {
         try await log.flush()
         try await log.setCursor("c", to: 4000)
         // Let the writer persist its counters, then keep a copy of the metadata as it was then.
-        try await Task.sleep(for: .milliseconds(1100))
+        try await Task.sleep(for: .milliseconds(Int(ProcessInfo.processInfo.environment["TFLOW_DAMAGE_STALE_MS"] ?? "") ?? 1100))
         _ = try await log.registerCursor("probe")
         try await log.removeCursor("probe")
         let stale = dir.path + "/stale"
@@ -190,7 +191,12 @@ struct SeededGenerator: RandomNumberGenerator {
         var rng = SeededGenerator(state: seed &+ UInt64(index) &* 0x1000_0001)
         let copy = root + "/case-\(index)"
         try copyTree(template.path, copy)
-        defer { try? FileManager.default.removeItem(atPath: copy) }
+        let keep = ProcessInfo.processInfo.environment["TFLOW_DAMAGE_ONLY"] != nil
+        if keep {
+            try copyTree(template.path, root + "/template")
+            try copyTree(template.stale, root + "/stale")
+        }
+        defer { if !keep { try? FileManager.default.removeItem(atPath: copy) } }
         var damages: [Damage] = []
         let count = [1, 1, 1, 1, 2, 2, 3][Int.random(in: 0..<7, using: &rng)]
         for _ in 0..<count { damages.append(try damage(copy, template, &rng)) }
@@ -258,6 +264,15 @@ struct SeededGenerator: RandomNumberGenerator {
         let started = Date()
         let root = dir.path
         var outcomes: [Outcome] = []
+        if let only = Int(env["TFLOW_DAMAGE_ONLY"] ?? "") {
+            let kept = NSTemporaryDirectory() + "tflow-damage-case-\(only)"
+            try? FileManager.default.removeItem(atPath: kept)
+            try FileManager.default.createDirectory(atPath: kept, withIntermediateDirectories: true)
+            let outcome = try await Self.runCase(only, seed: seed, template: template, root: kept)
+            for failure in outcome.failures { Issue.record(Comment(rawValue: failure)) }
+            print("damage case \(only) (seed \(seed)): copy kept in \(kept)/case-\(only), the template and its stale metadata beside it; \(outcome.readBack) read back of \(outcome.expected) expected")
+            return
+        }
         try await withThrowingTaskGroup(of: Outcome.self) { group in
             var next = 0
             for _ in 0..<2 where next < cases {

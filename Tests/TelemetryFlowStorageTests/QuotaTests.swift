@@ -118,4 +118,26 @@ import Testing
         try await log.setCursor("exporter", to: 0)
         #expect(try readAll(log).count == 20_000, "a replay reads everything again")
     }
+
+    /// Nothing happens after the cursor moves: the idle writer wakes by itself when the consumed segments leave the
+    /// retention window (it has no periodic wake-up to find them by).
+    @Test func consumedSegmentsAreDeletedWhenTheRetentionWindowPassesWhileIdle() async throws {
+        let dir = TemporaryDirectory()
+        var configuration = smallConfiguration(dir.log)
+        configuration.retentionSeconds = 5
+        let log = try EventLog(configuration)
+        defer { log.close() }
+        _ = try await log.registerCursor("exporter")
+        _ = appendMany(log, 20_000)
+        let last = try await log.flush()
+        try await log.setCursor("exporter", to: last)
+        let sealed = log.statistics.segmentCount
+        #expect(sealed > 1, "the consumed segments stay inside the window at first")
+        var remaining = sealed
+        for _ in 0..<400 where remaining > 1 {
+            try await Task.sleep(for: .milliseconds(50))
+            remaining = log.statistics.segmentCount
+        }
+        #expect(remaining == 1, "\(sealed) segments before, \(remaining) fifteen seconds after the window passed")
+    }
 }

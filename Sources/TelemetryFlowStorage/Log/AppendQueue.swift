@@ -441,4 +441,6 @@ enum WriterOperation: Sendable {
     case recordLost([(ClosedRange<UInt64>, String)], damagedSegment: UInt64?)
     /// Store the page checksums the sealer computed for a sealed segment.
     case storeChecksums(UInt64, PageChecksums)
+    /// A counter changed off the writer thread (a plugin's drop): wakes an idle writer to persist the counters.
+    case countersChanged
 }

@@ -56,8 +56,8 @@ public final class EventLog: Sendable {
     /// ``LogStatistics/dropped`` beside the log's own reasons and are persisted with the other counters (after the
     /// next commit, and at close).
     public func countDrop(_ reason: DropReason, count: UInt64 = 1) {
-        engine.countDrop(reason, count)
-        engine.markCountersDirty()
+        engine.counters.countDrop(reason, count)
+        if engine.counters.markChanged() { _ = engine.queue.submit(.countersChanged) }
     }
 
     /// Returns once every event appended before the call is committed (and synced under ``Durability/always``).

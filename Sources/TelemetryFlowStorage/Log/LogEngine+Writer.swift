@@ -56,19 +56,24 @@ struct WriterState {
 }
 
 extension LogEngine {
-    /// How often an idle writer wakes: for segments leaving the retention window, and for the garbage
-    /// collection and counter persistence that follow a burst of work (the damage suite's template relies on
-    /// that second-by-second cadence; at 60 s, one of its cases lost records, not yet understood).
-    static let idleWakeNanos: UInt64 = 1_000_000_000
+    /// The longest an idle writer sleeps when nothing is scheduled: everything it does while idle has a deadline
+    /// (``nextRetentionExpiry()``, the sync, collection and counter persistence after activity), so this bound is
+    /// only a safety net.
+    static let idleWakeNanos: UInt64 = 3_600_000_000_000
 
     private var blockNanos: UInt64 { UInt64(configuration.blockTimeoutMilliseconds) * 1_000_000 }
 
     func writerMain() {
         while true {
-            // Idle, the writer sleeps until work arrives, waking once a second (`idleWakeNanos`); periodic
+            // Idle, the writer sleeps until work arrives or the oldest segment leaves the retention window; periodic
             // work (sync, garbage collection, counters) is scheduled only when something happened since it last ran.
             let now = monotonicNanos()
             var deadline = now + Self.idleWakeNanos
+            let expiry = nextRetentionExpiry()
+            if expiry < Self.idleWakeNanos {
+                // At most one collection a second, even if deleting the segment keeps failing.
+                deadline = min(deadline, max(now + expiry, writer.lastCollect + 1_000_000_000))
+            }
             if case .interval(let ms) = configuration.durability, writer.unsynced || !writer.sealedSinceSync.isEmpty {
                 deadline = min(deadline, writer.lastSync + UInt64(ms) * 1_000_000)
             }
@@ -148,7 +153,7 @@ extension LogEngine {
         } catch {
             // Nothing of this attempt was committed. The quota policy decides: make room, give up now, or keep the
             // batch (producers then wait for queue space) until the bounded wait runs out.
-            lastError.withLock { $0 = error.description }
+            counters.lastError.withLock { $0 = error.description }
             writer.lastWriteError = error
             let full = isDiskFull(error)
             if full && configuration.quotaPolicy == .dropOldest && writer.segments.count > 1 && dropOldestSegment() { return }
@@ -158,9 +163,9 @@ extension LogEngine {
             return
         }
         if fit > 0 {
-            lastError.withLock { $0 = nil }
+            counters.lastError.withLock { $0 = nil }
             writer.lastWriteError = nil
-            committedTotal.add(UInt64(fit), ordering: .relaxed)
+            counters.committed.add(UInt64(fit), ordering: .relaxed)
             writer.countersDirty = true
             writer.committed = pending.firstSequence + UInt64(fit) - 1
             writer.stored = writer.committed
@@ -170,10 +175,10 @@ extension LogEngine {
         }
         if pending.count == 0 {
             writer.pending = nil
-            stalledByQuota.store(false, ordering: .relaxed)
+            counters.stalledByQuota.store(false, ordering: .relaxed)
         } else {
             writer.pending = pending
-            stalledByQuota.store(true, ordering: .relaxed)
+            counters.stalledByQuota.store(true, ordering: .relaxed)
             switch configuration.quotaPolicy {
             case .dropNewest: dropPending(pending.count, reason: .quotaDropNewest)
             case .dropOldest: dropPending(pending.count, reason: .quotaDropOldest)
@@ -181,13 +186,13 @@ extension LogEngine {
                 if monotonicNanos() - pending.since >= blockNanos { dropPending(pending.count, reason: .quotaBlockTimeout) }
             }
         }
-        diskBytes.store(writer.totalBytes, ordering: .relaxed)
+        counters.diskBytes.store(writer.totalBytes, ordering: .relaxed)
         publishProcessed(writer.committed)
     }
 
     private func dropPending(_ count: Int, reason: DropReason) {
         guard let pending = writer.pending else { return }
-        countDrop(reason, UInt64(count))
+        counters.countDrop(reason, UInt64(count))
         writer.countersDirty = true
         let range = pending.firstSequence...(pending.firstSequence + UInt64(pending.count) - 1)
         writer.committed = range.upperBound
@@ -270,12 +275,12 @@ extension LogEngine {
         active.record.bytes = PosixFile.size(active.segment.path) ?? active.segment.usedBytes
         CrashPoint.hit("roll.checksummed")
         let next = SegmentRecord(id: active.record.id + 1, firstSequence: firstSequence)
-        let counters = counterSnapshot()
+        let values = counterSnapshot()
         let sealed = active.record
         try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
             try meta.putSegment(txn, sealed)
             try meta.putSegment(txn, next)
-            try meta.putCounters(txn, counters)
+            try meta.putCounters(txn, values)
         }
         writer.rollPending = true
         writer.segments[writer.segments.count - 1] = active
@@ -306,14 +311,14 @@ extension LogEngine {
                 count += 1
             }
         } catch {
-            lastError.withLock { $0 = "cannot write the metadata backup: \(error)" }
+            counters.lastError.withLock { $0 = "cannot write the metadata backup: \(error)" }
         }
     }
 
     private func publishSegments() {
         let list = writer.segments.map(\.segment)
         segmentList.withLock { $0 = list }
-        diskBytes.store(writer.totalBytes, ordering: .relaxed)
+        counters.diskBytes.store(writer.totalBytes, ordering: .relaxed)
     }
 
     /// Deletes the oldest segment for the quota, counting what consumers had not read. Seals the active
@@ -326,16 +331,16 @@ extension LogEngine {
             do throws(TelemetryFlowError) {
                 try roll(firstSequence: writer.pending?.firstSequence ?? writer.committed + 1)
             } catch {
-                lastError.withLock { $0 = "cannot start a new segment: \(error)" }
+                counters.lastError.withLock { $0 = "cannot start a new segment: \(error)" }
                 return false
             }
             guard writer.segments.count > 1 else { return false }
         }
         let oldest = writer.segments[0].record
         let lost = oldest.lastSequence >= oldest.firstSequence ? oldest.lastSequence - oldest.firstSequence + 1 : 0
-        countDrop(.quotaDropOldest, lost)
+        counters.countDrop(.quotaDropOldest, lost)
         let cursors = cursorState.withLock { $0 }
-        droppedPerCursor.withLock { perCursor in
+        counters.droppedPerCursor.withLock { perCursor in
             for (name, position) in cursors where position < oldest.lastSequence {
                 perCursor[name, default: 0] += oldest.lastSequence - max(position, oldest.firstSequence - 1)
             }
@@ -348,19 +353,30 @@ extension LogEngine {
     private func deleteOldestSegment() -> Bool {
         let oldest = writer.segments[0]
         do {
-            let counters = counterSnapshot()
+            let values = counterSnapshot()
             try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
                 try meta.deleteSegment(txn, id: oldest.record.id)
-                try meta.putCounters(txn, counters)
+                try meta.putCounters(txn, values)
             }
         } catch {
-            lastError.withLock { $0 = "cannot delete segment \(oldest.segment.path): \(error)" }
+            counters.lastError.withLock { $0 = "cannot delete segment \(oldest.segment.path): \(error)" }
             return false
         }
         oldest.segment.removeFiles()
         writer.segments.removeFirst()
         publishSegments()
         return true
+    }
+
+    /// Nanoseconds until the oldest sealed segment, already passed by every cursor, leaves the retention window
+    /// (0: it has; `UInt64.max`: no segment is waiting for the window).
+    private func nextRetentionExpiry() -> UInt64 {
+        guard writer.segments.count > 1, let slowest = cursorState.withLock({ $0.values.min() }) else { return .max }
+        let oldest = writer.segments[0].record
+        guard oldest.lastSequence <= slowest else { return .max }
+        let expiry = oldest.sealedAtNanos &+ UInt64(configuration.retentionSeconds * 1e9)
+        let now = wallClockNanos()
+        return expiry <= now ? 0 : expiry - now
     }
 
     /// Deletes sealed segments that every cursor and the retention window have passed. With no cursor at all,
@@ -377,7 +393,7 @@ extension LogEngine {
             guard deleteOldestSegment() else { break }
             freed = true
         }
-        if freed && writer.totalBytes < configuration.quotaBytes { stalledByQuota.store(false, ordering: .relaxed) }
+        if freed && writer.totalBytes < configuration.quotaBytes { counters.stalledByQuota.store(false, ordering: .relaxed) }
     }
 
     // MARK: Operations and housekeeping
@@ -387,7 +403,7 @@ extension LogEngine {
             switch operation {
             case .setCursors(let changes, let extra, let done):
                 do {
-                    let counters = counterSnapshot()
+                    let values = counterSnapshot()
                     try meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
                         for (name, position) in changes {
                             if let position {
@@ -397,7 +413,7 @@ extension LogEngine {
                             }
                         }
                         try extra?(meta, txn)
-                        try meta.putCounters(txn, counters)
+                        try meta.putCounters(txn, values)
                     }
                     cursorState.withLock { state in
                         for (name, position) in changes { state[name] = position }
@@ -409,7 +425,7 @@ extension LogEngine {
                     done(error)
                 }
             case .recordLost(let ranges, let damagedSegment):
-                let counters = counterSnapshot()
+                let values = counterSnapshot()
                 var marked: SegmentRecord?
                 if let id = damagedSegment, let index = writer.segments.firstIndex(where: { $0.record.id == id }) {
                     writer.segments[index].record.flags |= SegmentRecord.damaged
@@ -419,7 +435,7 @@ extension LogEngine {
                 try? meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
                     for (range, reason) in ranges { try meta.putLost(txn, range, reason: reason) }
                     if let record { try meta.putSegment(txn, record) }
-                    try meta.putCounters(txn, counters)
+                    try meta.putCounters(txn, values)
                 }
             case .storeChecksums(let id, let sums):
                 // Only for a segment still in the log and not found damaged since.
@@ -428,13 +444,15 @@ extension LogEngine {
                 else { break }
                 try? meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try meta.putChecksums(txn, id: id, sums) }
                 sealer?.request(.backup)
+            case .countersChanged:
+                writer.countersDirty = true
             }
         }
     }
 
     private func periodic(force: Bool) {
         let now = monotonicNanos()
-        if countersChanged.exchange(false, ordering: .relaxed) { writer.countersDirty = true }
+        if counters.takeChanged() { writer.countersDirty = true }
         // Closing syncs on this thread once the writer is done (see `writerMain`).
         if case .interval(let ms) = configuration.durability, !force, writer.unsynced || !writer.sealedSinceSync.isEmpty,
             now - writer.lastSync >= UInt64(ms) * 1_000_000
@@ -444,14 +462,16 @@ extension LogEngine {
             writer.unsynced = false
         }
         let sinceCollect = now - writer.lastCollect
-        if force || (sinceCollect >= 1_000_000_000 && writer.collectDue) || sinceCollect >= Self.idleWakeNanos {
+        if force || (sinceCollect >= 1_000_000_000 && (writer.collectDue || nextRetentionExpiry() == 0))
+            || sinceCollect >= Self.idleWakeNanos
+        {
             collectGarbage()
             writer.lastCollect = now
             writer.collectDue = false
         }
         if force || (writer.countersDirty && now - writer.lastCounterPersist >= 1_000_000_000) {
-            let counters = counterSnapshot()
-            try? meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try meta.putCounters(txn, counters) }
+            let values = counterSnapshot()
+            try? meta.env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in try meta.putCounters(txn, values) }
             writer.countersDirty = false
             writer.lastCounterPersist = now
         }
@@ -465,15 +485,10 @@ extension LogEngine {
 
     /// Counters as persisted in the metadata environment.
     func counterSnapshot() -> [String: UInt64] {
-        var values: [String: UInt64] = [
-            "committed": committedTotal.load(ordering: .relaxed),
-            "corrupted": corruptedTotal.load(ordering: .relaxed),
+        counters.persistedValues(adding: [
             "high_water": max(writer.committed, queue.lastQueuedSequence),
             "committed_through": writer.committed,
             "stored_through": writer.stored,
-        ]
-        for (reason, count) in drops.withLock({ $0.byReason }) { values["dropped." + reason.name] = count }
-        for (name, value) in droppedPerCursor.withLock({ $0 }) { values["cursor_dropped." + name] = value }
-        return values
+        ])
     }
 }

@@ -49,21 +49,16 @@ struct RecoveryPass {
         self.meta = meta
         self.report = report
         CrashPoint.hit("open.metadata")
-        var records: [SegmentRecord] = []
-        var cursors: [String: UInt64] = [:]
-        var counters: [String: UInt64] = [:]
-        var lost = LostRanges()
-        var checksums: [UInt64: PageChecksums] = [:]
-        var intents: [UInt64] = []
+        var loaded: (records: [SegmentRecord], cursors: [String: UInt64], counters: [String: UInt64], lost: LostRanges,
+                     checksums: [UInt64: PageChecksums], intents: [UInt64])?
         try meta.env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in
-            records = try meta.segmentRecords(txn)
-            cursors = try meta.cursorPositions(txn)
-            counters = try meta.counterValues(txn)
-            lost = try meta.lostRanges(txn)
+            let records = try meta.segmentRecords(txn)
+            var checksums: [UInt64: PageChecksums] = [:]
             for record in records { checksums[record.id] = try meta.checksums(txn, id: record.id) }
-            intents = try meta.all(txn, meta.salvage).compactMap { MetadataStore.u64($0.key) }
+            loaded = (records, try meta.cursorPositions(txn), try meta.counterValues(txn), try meta.lostRanges(txn), checksums,
+                      try meta.all(txn, meta.salvage).compactMap { MetadataStore.u64($0.key) })
         }
-        (self.records, self.cursors, self.counters, self.lost, self.checksums, self.intents) = (records, cursors, counters, lost, checksums, intents)
+        if let loaded { (records, cursors, counters, lost, checksums, intents) = loaded }
         before = lost.total
     }
 
@@ -128,10 +123,10 @@ struct RecoveryPass {
     /// when it fails.
     private mutating func recover(_ given: SegmentRecord, isLast: Bool) throws {
         var record = given
-        let name = Segment.fileName(id: record.id)
-        let path = directory + "/" + name
         let adopted = record.flags & Self.adoptFlag != 0
         record.flags &= ~Self.adoptFlag
+        let name = Segment.fileName(id: record.id)
+        let path = directory + "/" + name
         // A directory or other non-file where the segment belongs, or a file emptied by a failed write.
         if PosixFile.exists(path) && !PosixFile.isRegularFile(path) {
             try LogRecovery.moveToQuarantine(path, directory: directory, suffix: "not-a-file")
@@ -139,27 +134,8 @@ struct RecoveryPass {
         }
         let size = PosixFile.isRegularFile(path) ? PosixFile.size(path) ?? 0 : 0
         if size == 0 {
-            // Nothing of it is readable. What the metadata says it held is lost.
-            let end = isLast ? max(storedThrough, record.lastSequence) : record.lastSequence
-            if !adopted && record.firstSequence <= end && end > 0 {
-                newLost.append((record.firstSequence...end, "\(name) is missing or empty"))
-                report.problems.append("\(name) is missing or empty: sequences \(record.firstSequence)…\(end) are lost")
-            }
-            highest = max(highest, end)
-            PosixFile.remove(path)
-            PosixFile.remove(path + "-lock")
-            if !isLast {
-                toDelete.append(record.id)
-                return
-            }
-            record.firstSequence = max(record.firstSequence, highest + 1)
-            record.lastSequence = 0
-            toStore.append(record)
-            let segment = try Segment(activeIn: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
-            segments.append(SegmentState(record: record, segment: segment))
-            return
-        }
-        if !isLast && !adopted && record.lastSequence >= record.firstSequence && record.sealedAtNanos != 0 {
+            try recoverMissing(record, adopted: adopted, isLast: isLast)
+        } else if !isLast && !adopted && record.lastSequence >= record.firstSequence && record.sealedAtNanos != 0 {
             // Sealed and recorded: checked before its first read, not now (restart never scans the log).
             let check: Segment.Check
             if record.isDamaged {
@@ -170,70 +146,62 @@ struct RecoveryPass {
                 check = .structure
             }
             highest = max(highest, record.lastSequence)
-            segments.append(SegmentState(record: record, segment: Segment(sealedIn: directory, record: record, check: check, configuration: configuration)))
+            appendSealed(record, check: check)
+        } else {
+            try validate(record, adopted: adopted, isLast: isLast)
+        }
+    }
+
+    /// A missing or empty segment file: nothing of it is readable, and what the metadata says it held is lost.
+    private mutating func recoverMissing(_ given: SegmentRecord, adopted: Bool, isLast: Bool) throws {
+        var record = given
+        let name = Segment.fileName(id: record.id)
+        let path = directory + "/" + name
+        let end = isLast ? max(storedThrough, record.lastSequence) : record.lastSequence
+        if !adopted && record.firstSequence <= end && end > 0 {
+            newLost.append((record.firstSequence...end, "\(name) is missing or empty"))
+            report.problems.append("\(name) is missing or empty: sequences \(record.firstSequence)…\(end) are lost")
+        }
+        highest = max(highest, end)
+        PosixFile.remove(path)
+        PosixFile.remove(path + "-lock")
+        if !isLast {
+            toDelete.append(record.id)
             return
         }
-        // The active segment, or a segment the metadata does not describe: validate every page now.
+        record.firstSequence = max(record.firstSequence, highest + 1)
+        record.lastSequence = 0
+        toStore.append(record)
+        try appendActive(record)
+    }
+
+    /// The active segment, or a segment the metadata does not describe: every page is validated now; a segment
+    /// that fails is salvaged, one that passes is kept (and, when sealed, sealed in the metadata with its checksums).
+    private mutating func validate(_ given: SegmentRecord, adopted: Bool, isLast: Bool) throws {
+        var record = given
+        let name = Segment.fileName(id: record.id)
+        let path = directory + "/" + name
         let bytes = try PosixFile.readAll(path)
         let checked = bytes.withUnsafeBytes { LMDBPageWalker($0).validateSegment() }
         var problem = checked.problem
-        let keys = (first: checked.first, last: checked.last, count: checked.count)
-        let damagedRecords = checked.damaged
-        if isLast { report.verifiedRecords = keys.count }
-        if problem == nil, !damagedRecords.isEmpty {
+        if isLast { report.verifiedRecords = checked.count }
+        if problem == nil, !checked.damaged.isEmpty {
             // The walker may still find an intact older copy of a damaged record in a page LMDB no longer uses.
-            problem = "\(damagedRecords.count) records fail their checksum (first sequence \(damagedRecords[0]))"
+            problem = "\(checked.damaged.count) records fail their checksum (first sequence \(checked.damaged[0]))"
         }
-        let end = max(keys.last ?? 0, record.firstSequence > 0 ? record.firstSequence - 1 : 0)
+        let end = max(checked.last ?? 0, record.firstSequence > 0 ? record.firstSequence - 1 : 0)
         if problem == nil, isLast, !adopted, storedThrough >= record.firstSequence, end < storedThrough, !lost.covers((end + 1)...storedThrough) {
             // A sound tree that ends early: its newest meta page is an older one (a damaged transaction id).
-            problem = "its newest tree ends at sequence \(keys.last ?? 0); the metadata recorded writes through \(storedThrough)"
+            problem = "its newest tree ends at sequence \(checked.last ?? 0); the metadata recorded writes through \(storedThrough)"
         }
         if let problem {
-            let end = isLast ? max(storedThrough, record.lastSequence) : record.lastSequence
-            // An adopted segment's first sequence is unknown, but it follows the segments before it.
-            let floor = adopted ? (segments.last.map { $0.record.lastSequence + 1 } ?? 0) : record.firstSequence
-            let salvaged = SalvagedRecords(bytes: bytes, range: floor...UInt64.max)
-            if adopted { record.firstSequence = salvaged.sequences.first ?? 0 }
-            let top = max(end, salvaged.sequences.last ?? 0)
-            let missing = record.firstSequence == 0 || top < record.firstSequence ? [] : SalvagedRecords.gaps(in: salvaged.sequences, over: record.firstSequence...top)
-            for range in missing { newLost.append((range, "\(name) was damaged: \(problem)")) }
-            let lostCount = missing.reduce(UInt64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
-            report.salvagedSegments.append("\(name) (\(problem); kept \(salvaged.count) records, lost \(lostCount))")
-            highest = max(highest, top)
-            if record.firstSequence == 0 {
-                // Adopted and holding nothing readable.
-                try LogRecovery.moveToQuarantine(path, directory: directory, suffix: "damaged")
-                return
-            }
-            if isLast {
-                // The loss is committed with the salvage's intent, before the rename hides the damage.
-                newLost.removeAll { entry in missing.contains(entry.0) }
-                salvagedLost += missing
-                try LogRecovery.salvageActive(path: path, id: record.id, records: salvaged, lost: missing.map { ($0, "\(name) was damaged: \(problem)") },
-                                  meta: meta, directory: directory, configuration: configuration)
-                try meta.env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in
-                    counters = try meta.counterValues(txn)
-                    lost = try meta.lostRanges(txn)
-                }
-                record.lastSequence = 0
-                toStore.append(record)
-                let segment = try Segment(activeIn: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
-                segments.append(SegmentState(record: record, segment: segment))
-            } else {
-                record.lastSequence = max(record.lastSequence, top)
-                record.flags |= SegmentRecord.damaged
-                if record.sealedAtNanos == 0 { record.sealedAtNanos = wallClockNanos() }
-                record.bytes = UInt64(bytes.count)
-                toStore.append(record)
-                segments.append(SegmentState(record: record, segment: Segment(sealedIn: directory, record: record, check: .damaged(problem), configuration: configuration)))
-            }
+            try salvage(record, bytes: bytes, problem: problem, adopted: adopted, isLast: isLast)
             return
         }
-        for sequence in damagedRecords where !lost.contains(sequence) { newLost.append((sequence...sequence, "\(name): record fails its checksum")) }
-        if adopted { record.firstSequence = keys.first ?? max(highest + 1, 1) }
-        highest = max(highest, keys.last ?? 0)
-        if keys.count == 0 && !isLast {
+        for sequence in checked.damaged where !lost.contains(sequence) { newLost.append((sequence...sequence, "\(name): record fails its checksum")) }
+        if adopted { record.firstSequence = checked.first ?? max(highest + 1, 1) }
+        highest = max(highest, checked.last ?? 0)
+        if checked.count == 0 && !isLast {
             // An empty sealed segment holds nothing to keep.
             PosixFile.remove(path)
             PosixFile.remove(path + "-lock")
@@ -242,31 +210,85 @@ struct RecoveryPass {
         }
         if isLast {
             if adopted || record.lastSequence != 0 { record.lastSequence = 0; toStore.append(record) }
-            let segment = try Segment(activeIn: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
-            segments.append(SegmentState(record: record, segment: segment))
+            try appendActive(record)
         } else {
             // Validated now: seal it in the metadata with its checksums.
-            record.lastSequence = max(record.lastSequence, keys.last ?? record.firstSequence)
+            record.lastSequence = max(record.lastSequence, checked.last ?? record.firstSequence)
             if record.sealedAtNanos == 0 { record.sealedAtNanos = wallClockNanos() }
             record.bytes = UInt64(bytes.count)
             let sums = bytes.withUnsafeBytes { PageChecksums(bytes: $0) }
             newChecksums[record.id] = sums
             toStore.append(record)
-            segments.append(SegmentState(record: record, segment: Segment(sealedIn: directory, record: record, check: .checksums(sums), configuration: configuration)))
+            appendSealed(record, check: .checksums(sums))
         }
+    }
+
+    /// A segment that failed validation: every record whose checksum holds is kept, the gaps are counted lost. The
+    /// active segment is rebuilt beside the original and switched in (crash-safe, ``LogRecovery/salvageActive``);
+    /// a sealed one is marked damaged and read through the salvaged records.
+    private mutating func salvage(_ given: SegmentRecord, bytes: [UInt8], problem: String, adopted: Bool, isLast: Bool) throws {
+        var record = given
+        let name = Segment.fileName(id: record.id)
+        let path = directory + "/" + name
+        let end = isLast ? max(storedThrough, record.lastSequence) : record.lastSequence
+        // An adopted segment's first sequence is unknown, but it follows the segments before it.
+        let floor = adopted ? (segments.last.map { $0.record.lastSequence + 1 } ?? 0) : record.firstSequence
+        let salvaged = SalvagedRecords(bytes: bytes, range: floor...UInt64.max)
+        if adopted { record.firstSequence = salvaged.sequences.first ?? 0 }
+        let top = max(end, salvaged.sequences.last ?? 0)
+        let missing = record.firstSequence == 0 || top < record.firstSequence ? [] : SalvagedRecords.gaps(in: salvaged.sequences, over: record.firstSequence...top)
+        for range in missing { newLost.append((range, "\(name) was damaged: \(problem)")) }
+        let lostCount = missing.reduce(UInt64(0)) { $0 + ($1.upperBound - $1.lowerBound + 1) }
+        report.salvagedSegments.append("\(name) (\(problem); kept \(salvaged.count) records, lost \(lostCount))")
+        highest = max(highest, top)
+        if record.firstSequence == 0 {
+            // Adopted and holding nothing readable.
+            try LogRecovery.moveToQuarantine(path, directory: directory, suffix: "damaged")
+            return
+        }
+        if isLast {
+            // The loss is committed with the salvage's intent, before the rename hides the damage.
+            newLost.removeAll { entry in missing.contains(entry.0) }
+            salvagedLost += missing
+            try LogRecovery.salvageActive(path: path, id: record.id, records: salvaged, lost: missing.map { ($0, "\(name) was damaged: \(problem)") },
+                              meta: meta, directory: directory, configuration: configuration)
+            let meta = self.meta
+            var reread: (counters: [String: UInt64], lost: LostRanges)?
+            try meta.env.withTransaction(write: false) { (txn) throws(TelemetryFlowError) in
+                reread = (try meta.counterValues(txn), try meta.lostRanges(txn))
+            }
+            if let reread { (counters, lost) = reread }
+            record.lastSequence = 0
+            toStore.append(record)
+            try appendActive(record)
+        } else {
+            record.lastSequence = max(record.lastSequence, top)
+            record.flags |= SegmentRecord.damaged
+            if record.sealedAtNanos == 0 { record.sealedAtNanos = wallClockNanos() }
+            record.bytes = UInt64(bytes.count)
+            toStore.append(record)
+            appendSealed(record, check: .damaged(problem))
+        }
+    }
+
+    private mutating func appendActive(_ record: SegmentRecord) throws {
+        let segment = try Segment(activeIn: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
+        segments.append(SegmentState(record: record, segment: segment))
+    }
+
+    private mutating func appendSealed(_ record: SegmentRecord, check: Segment.Check) {
+        segments.append(SegmentState(record: record, segment: Segment(sealedIn: directory, record: record, check: check, configuration: configuration)))
     }
 
     /// Makes sure the newest segment is an active one, then commits the segment records, checksums, losses and
     /// counters in one transaction and writes the backup.
     mutating func finish() throws -> LogRecovery.Opened {
-
         var nextSequence = max(highest + 1, 1)
         if segments.isEmpty || segments.last?.segment.writable == nil {
             // No segment, or the newest one is sealed (a newer one was unreadable and set aside): start another.
             let record = SegmentRecord(id: max(records.map(\.id).max() ?? 0, fileIDs.max() ?? 0) + 1, firstSequence: nextSequence)
             toStore.append(record)
-            let segment = try Segment(activeIn: directory, id: record.id, firstSequence: record.firstSequence, configuration: configuration)
-            segments.append(SegmentState(record: record, segment: segment))
+            try appendActive(record)
         } else if let active = segments.last {
             nextSequence = max(nextSequence, active.record.firstSequence)
             let last = nextSequence - 1
