@@ -65,8 +65,7 @@ test-sanitizers: deps test-deps
 
 # Thousands of damage cases (TFLOW_DAMAGE_CASES, a new seed each run unless TFLOW_DAMAGE_SEED is set), then the
 # libFuzzer targets for the record codec and protobuf reader and for the LMDB page walker, FUZZ_SECONDS each.
-# The fuzzers run even when damage cases failed (their report stays above); the known damaged-key limit of
-# Docs/Operations.md shows there as "1 sequences read that were never written" in about 1 case in 800.
+# The fuzzers run even when damage cases failed (their report stays above).
 fuzz: deps
 	$(SWIFT) build --build-tests
 	-TFLOW_DAMAGE_CASES=$${TFLOW_DAMAGE_CASES:-$(FUZZ_CASES)} TFLOW_DAMAGE_SEED=$${TFLOW_DAMAGE_SEED:-$$(date +%s)} \

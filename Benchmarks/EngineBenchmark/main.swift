@@ -101,8 +101,8 @@ let spanTemplate = SpanData(
     status: .ok)
 let spanEvent = TelemetryEvent.spanEnded(spanTemplate, scope: scope)
 let counterEvent = TelemetryEvent.measurement(MetricMeasurement(kind: .counter, name: "requests", scope: scope, value: .int(1)))
-let spanBytes = EventCodec.encode(spanEvent, timestampUnixNano: 1).count
-let counterBytes = EventCodec.encode(counterEvent, timestampUnixNano: 1).count
+let spanBytes = EventCodec.encode(spanEvent, timestampUnixNano: 1, sequence: 1).count
+let counterBytes = EventCodec.encode(counterEvent, timestampUnixNano: 1, sequence: 1).count
 emit([("bench", "record_sizes"), ("span_record_bytes", spanBytes), ("counter_record_bytes", counterBytes)])
 
 @MainActor func freshDirectory(_ name: String) -> String {
@@ -348,7 +348,7 @@ func encodeNanos(_ event: TelemetryEvent) -> Double {
     var total = 0
     let t0 = monotonic()
     for n in 0..<rounds {
-        total &+= ProtobufWriter.withScratch { EventCodec.encode(event, timestampUnixNano: UInt64(n), into: &$0) }
+        total &+= ProtobufWriter.withScratch { EventCodec.encode(event, timestampUnixNano: UInt64(n), into: &$0, sequence: UInt64(n)) }
     }
     precondition(total > 0)
     return Double(monotonic() - t0) / Double(rounds)

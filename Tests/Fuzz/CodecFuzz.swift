@@ -10,11 +10,11 @@ public func fuzzCodec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let type = EventType.known[Int(selector) % EventType.known.count]
     let payload = bytes.dropFirst()
     _ = try? EventCodec.decodePayload(type: type, payload)
-    _ = try? EventCodec.decode(bytes)
+    _ = try? EventCodec.decode(bytes, sequence: 1)
     if bytes.count >= EventCodec.overhead {
         var sealed = bytes
-        sealed.withUnsafeMutableBytes { EventCodec.sealChecksum($0) }
-        if let decoded = try? EventCodec.decode(sealed) { _ = decoded.event.summary }
+        sealed.withUnsafeMutableBytes { EventCodec.sealChecksum($0, sequence: 1) }
+        if let decoded = try? EventCodec.decode(sealed, sequence: 1) { _ = decoded.event.summary }
     }
     // Walk every field, descending into length-delimited ones, with a bounded depth.
     func walk(_ slice: ArraySlice<UInt8>, depth: Int) {

@@ -80,8 +80,8 @@ import Testing
         var seenTypes = Set<UInt8>()
         for (i, event) in Self.allEvents.enumerated() {
             let timestamp = UInt64(i) &* 0x9E37_79B9_7F4A_7C15
-            let bytes = EventCodec.encode(event, timestampUnixNano: timestamp)
-            let decoded = try EventCodec.decode(bytes)
+            let bytes = EventCodec.encode(event, timestampUnixNano: timestamp, sequence: UInt64(i + 1))
+            let decoded = try EventCodec.decode(bytes, sequence: UInt64(i + 1))
             #expect(decoded.event == event, "event \(i) (\(event.type)) changed in a round trip")
             #expect(decoded.timestampUnixNano == timestamp)
             seenTypes.insert(event.type.rawValue)
@@ -92,10 +92,10 @@ import Testing
     @Test func recordsAppendBackToBackIntoOneBuffer() throws {
         var buffer: [UInt8] = []
         var sizes: [Int] = []
-        for event in Self.allEvents.prefix(10) { sizes.append(EventCodec.encode(event, timestampUnixNano: 7, into: &buffer)) }
+        for event in Self.allEvents.prefix(10) { sizes.append(EventCodec.encode(event, timestampUnixNano: 7, sequence: 3, into: &buffer)) }
         var offset = 0
         for (i, size) in sizes.enumerated() {
-            let decoded = try EventCodec.decode(Array(buffer[offset..<(offset + size)]))
+            let decoded = try EventCodec.decode(Array(buffer[offset..<(offset + size)]), sequence: 3)
             #expect(decoded.event == Self.allEvents[i])
             offset += size
         }
@@ -105,53 +105,74 @@ import Testing
     /// The log's append path leaves the checksum to its writer thread: sealing later gives the same record.
     @Test func checksumSealedLaterEqualsChecksumAtEncoding() throws {
         for event in Self.allEvents {
-            let direct = EventCodec.encode(event, timestampUnixNano: 11)
+            let direct = EventCodec.encode(event, timestampUnixNano: 11, sequence: 77)
             var deferred = ProtobufWriter.withScratch { w in
-                EventCodec.encode(event, timestampUnixNano: 11, into: &w, checksummed: false)
+                EventCodec.encode(event, timestampUnixNano: 11, into: &w, sequence: nil)
                 return w.bytes
             }
             #expect(deferred != direct, "the checksum field is left empty")
-            let unsealed = #expect(throws: TelemetryFlowError.self) { try deferred.withUnsafeBytes { try EventCodec.envelope(of: $0) } }
+            let unsealed = #expect(throws: TelemetryFlowError.self) { try deferred.withUnsafeBytes { try EventCodec.envelope(of: $0, sequence: 77) } }
             #expect(unsealed?.code == .corruptedRecord)
-            deferred.withUnsafeMutableBytes { EventCodec.sealChecksum($0) }
+            deferred.withUnsafeMutableBytes { EventCodec.sealChecksum($0, sequence: 77) }
             #expect(deferred == direct)
         }
     }
 
     @Test func flippedBytesAreDetected() throws {
-        let bytes = EventCodec.encode(.spanEnded(Self.span, scope: Self.scope), timestampUnixNano: 42)
+        let bytes = EventCodec.encode(.spanEnded(Self.span, scope: Self.scope), timestampUnixNano: 42, sequence: 5)
         for index in stride(from: 0, to: bytes.count, by: 7) {
             var damaged = bytes
             damaged[index] ^= 0x40
-            let error = #expect(throws: TelemetryFlowError.self) { try EventCodec.decode(damaged) }
+            let error = #expect(throws: TelemetryFlowError.self) { try EventCodec.decode(damaged, sequence: 5) }
             // The checksum catches almost every flip; a flipped version or type byte is named as such.
             #expect(error.map { [.corruptedRecord, .unsupportedFormatVersion, .unknownEventType].contains($0.code) } == true, "\(String(describing: error))")
         }
-        let truncated = #expect(throws: TelemetryFlowError.self) { try EventCodec.decode(Array(bytes.dropLast(1))) }
+        let truncated = #expect(throws: TelemetryFlowError.self) { try EventCodec.decode(Array(bytes.dropLast(1)), sequence: 5) }
         #expect(truncated?.code == .corruptedRecord)
-        let empty = #expect(throws: TelemetryFlowError.self) { try EventCodec.decode([]) }
+        let empty = #expect(throws: TelemetryFlowError.self) { try EventCodec.decode([], sequence: 5) }
         #expect(empty?.code == .corruptedRecord)
     }
 
     /// A valid record with one envelope byte changed and its checksum recomputed.
     static func lifecycleRecord(byte index: Int, setTo value: UInt8) -> [UInt8] {
-        var bytes = EventCodec.encode(.lifecycle(LifecycleEvent(kind: .started)), timestampUnixNano: 1)
+        var bytes = EventCodec.encode(.lifecycle(LifecycleEvent(kind: .started)), timestampUnixNano: 1, sequence: 1)
         bytes[index] = value
-        let crc = CRC32C.checksum(Array(bytes.dropLast(4)))
+        let crc = bytes.withUnsafeBytes { EventCodec.checksum(UnsafeRawBufferPointer(rebasing: $0.dropLast(4)), sequence: 1, version: 2) }
         bytes.replaceSubrange((bytes.count - 4)..., with: withUnsafeBytes(of: crc.littleEndian) { Array($0) })
         return bytes
     }
 
+    /// The checksum covers the sequence the record is stored under: a damaged key is caught, not believed.
+    @Test func aRecordUnderAnotherSequenceFailsItsChecksum() throws {
+        let bytes = EventCodec.encode(.spanEnded(Self.span, scope: Self.scope), timestampUnixNano: 42, sequence: 1000)
+        #expect(try EventCodec.decode(bytes, sequence: 1000).timestampUnixNano == 42)
+        for other: UInt64 in [999, 1001, 1000 ^ (1 << 40), 0] {
+            let error = #expect(throws: TelemetryFlowError.self) { try EventCodec.decode(bytes, sequence: other) }
+            #expect(error?.code == .corruptedRecord, "sequence \(other)")
+        }
+    }
+
+    /// Version 1 records (written before the checksum covered the key) still read, under any sequence.
+    @Test func versionOneRecordsStillRead() throws {
+        let event = TelemetryEvent.spanEnded(Self.span, scope: Self.scope)
+        var bytes = EventCodec.encode(event, timestampUnixNano: 42, sequence: 1)
+        bytes[0] = 1
+        let crc = CRC32C.checksum(Array(bytes.dropLast(4)))
+        bytes.replaceSubrange((bytes.count - 4)..., with: withUnsafeBytes(of: crc.littleEndian) { Array($0) })
+        #expect(try EventCodec.decode(bytes, sequence: 1).event.summary == event.summary)
+        #expect(try EventCodec.decode(bytes, sequence: 12345).timestampUnixNano == 42)
+    }
+
     @Test func newerFormatVersionIsAClearError() throws {
         let bytes = Self.lifecycleRecord(byte: 0, setTo: 9)
-        let error = try #require(throws: TelemetryFlowError.self) { try EventCodec.decode(bytes) }
+        let error = try #require(throws: TelemetryFlowError.self) { try EventCodec.decode(bytes, sequence: 1) }
         #expect(error.code == .unsupportedFormatVersion)
         #expect(error.message.contains("version 9"))
     }
 
     @Test func unknownEventTypeIsAClearError() throws {
         let bytes = Self.lifecycleRecord(byte: 1, setTo: 200)
-        let error = try #require(throws: TelemetryFlowError.self) { try EventCodec.decode(bytes) }
+        let error = try #require(throws: TelemetryFlowError.self) { try EventCodec.decode(bytes, sequence: 1) }
         #expect(error.code == .unknownEventType)
     }
 

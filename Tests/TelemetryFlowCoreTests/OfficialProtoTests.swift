@@ -28,8 +28,8 @@ import Testing
 
     /// The OTLP bytes inside a stored record (after the scope strings).
     func otlpBytes(of event: TelemetryEvent) throws -> [UInt8] {
-        let record = EventCodec.encode(event, timestampUnixNano: 1)
-        let envelope = try record.withUnsafeBytes { try EventCodec.envelope(of: $0) }
+        let record = EventCodec.encode(event, timestampUnixNano: 1, sequence: 1)
+        let envelope = try record.withUnsafeBytes { try EventCodec.envelope(of: $0, sequence: 1) }
         var reader = PayloadReader(record[envelope.payload])
         if case .spanEventAdded = event { _ = try reader.bytes(24) } else { _ = try reader.string(); _ = try reader.string() }
         return Array(reader.rest())

@@ -59,7 +59,7 @@ struct SeededGenerator: RandomNumberGenerator {
         try await log.flush()
         try await log.setCursor("c", to: 4000)
         // Let the writer persist its counters, then keep a copy of the metadata as it was then.
-        try await Task.sleep(for: .milliseconds(Int(ProcessInfo.processInfo.environment["TFLOW_DAMAGE_STALE_MS"] ?? "") ?? 1100))
+        try await Task.sleep(for: .milliseconds(1100))
         _ = try await log.registerCursor("probe")
         try await log.removeCursor("probe")
         let stale = dir.path + "/stale"

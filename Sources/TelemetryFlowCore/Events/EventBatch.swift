@@ -36,7 +36,7 @@ public struct EventBatch: Sendable, RandomAccessCollection {
     /// Appends `event` under `sequence`, encoded as the log stores it (for exporters' tests and replay tools).
     public mutating func append(sequence: UInt64, event: TelemetryEvent, timestampUnixNano: UInt64) {
         // A record the codec just made always has a sound envelope.
-        try! append(sequence: sequence, record: EventCodec.encode(event, timestampUnixNano: timestampUnixNano))
+        try! append(sequence: sequence, record: EventCodec.encode(event, timestampUnixNano: timestampUnixNano, sequence: sequence))
     }
 
     /// Appends one encoded record (as the log stores it) under `sequence`.
@@ -45,7 +45,7 @@ public struct EventBatch: Sendable, RandomAccessCollection {
     ///   for a record whose envelope or checksum does not hold.
     package mutating func append(sequence: UInt64, record: some Collection<UInt8>) throws(TelemetryFlowError) {
         let bytes = Array(record)
-        let checked = bytes.withUnsafeBytes { raw in Result { () throws(TelemetryFlowError) in try EventCodec.envelope(of: raw) } }
+        let checked = bytes.withUnsafeBytes { raw in Result { () throws(TelemetryFlowError) in try EventCodec.envelope(of: raw, sequence: sequence) } }
         let envelope = try checked.get()
         let base = storage.count
         storage.append(contentsOf: bytes)

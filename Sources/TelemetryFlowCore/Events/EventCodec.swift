@@ -2,17 +2,21 @@
 ///
 /// ```
 /// offset  size  field
-///      0     1  format version (1)
+///      0     1  format version (2; this build also reads 1)
 ///      1     1  event type (EventType.rawValue)
 ///      2     2  flags, little-endian (reserved, 0)
 ///      4     8  timestamp, unix nanoseconds, little-endian
 ///     12     4  payload length n, little-endian
 ///     16     n  payload (per event type; see Docs/LogFormat.md)
-///   16+n     4  CRC-32C of bytes 0 ..< 16+n, little-endian
+///   16+n     4  CRC-32C, little-endian, of the record's sequence (8 bytes, big-endian: its key in the log)
+///               followed by bytes 0 ..< 16+n (version 1: of bytes 0 ..< 16+n only)
 /// ```
+///
+/// Version 2 binds a record to its key: a damaged key fails the checksum instead of showing the record under a
+/// sequence that was never written.
 package enum EventCodec {
     /// The format version this build writes and the newest it reads.
-    package static let formatVersion: UInt8 = 1
+    package static let formatVersion: UInt8 = 2
     /// Bytes of the envelope before the payload.
     package static let headerSize = 16
     /// Bytes of envelope and checksum around the payload.
@@ -32,12 +36,13 @@ package enum EventCodec {
 
     /// Appends one record holding `event` to `w`. Encoding never fails: every value is representable.
     ///
-    /// - Parameter checksummed: false leaves the checksum field zero for ``sealChecksum(_:)`` to fill in later
-    ///   (the log's writer thread does it, off the caller's thread).
+    /// - Parameter sequence: the sequence the record is stored under, which its checksum covers; nil leaves the
+    ///   checksum field zero for ``sealChecksum(_:sequence:)`` to fill in later (the log's writer thread does it,
+    ///   off the caller's thread, once it knows the sequence).
     /// - Returns: the number of bytes appended.
     @discardableResult
     package static func encode(
-        _ event: borrowing TelemetryEvent, timestampUnixNano: UInt64, into w: inout ProtobufWriter, checksummed: Bool = true
+        _ event: borrowing TelemetryEvent, timestampUnixNano: UInt64, into w: inout ProtobufWriter, sequence: UInt64?
     ) -> Int {
         let start = w.count
         w.reserve(headerSize + 64)
@@ -48,25 +53,39 @@ package enum EventCodec {
         let type = encodePayload(event, into: &w)
         w.storeLittleEndian(type.rawValue, at: start + 1)
         w.storeLittleEndian(UInt32(w.count - start - headerSize), at: start + 12)
-        let crc = checksummed ? w.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start...])) } : 0
-        w.appendLittleEndian(crc)
+        let crc = sequence.map { sequence in
+            w.withUnsafeBytes { checksum(UnsafeRawBufferPointer(rebasing: $0[start...]), sequence: sequence, version: formatVersion) }
+        }
+        w.appendLittleEndian(crc ?? 0)
         return w.count - start
     }
 
-    /// Computes and stores the checksum of a record encoded with `checksummed: false`.
+    /// The checksum of a record's bytes before the checksum field (`body`) stored under `sequence`, as format
+    /// `version` computes it.
     @inlinable
-    package static func sealChecksum(_ record: UnsafeMutableRawBufferPointer) {
-        let body = UnsafeRawBufferPointer(rebasing: record[..<(record.count - 4)])
-        record.storeBytes(of: CRC32C.checksum(body).littleEndian, toByteOffset: record.count - 4, as: UInt32.self)
+    package static func checksum(_ body: UnsafeRawBufferPointer, sequence: UInt64, version: UInt8) -> UInt32 {
+        guard version >= 2 else { return CRC32C.checksum(body) }
+        let key = withUnsafeBytes(of: sequence.bigEndian) { CRC32C.checksum($0) }
+        return CRC32C.checksum(body, continuing: key)
     }
 
-    /// Appends one record holding `event` to `buffer`.
+    /// Computes and stores the checksum of a record encoded with `sequence: nil`, now stored under `sequence`.
+    @inlinable
+    package static func sealChecksum(_ record: UnsafeMutableRawBufferPointer, sequence: UInt64) {
+        let body = UnsafeRawBufferPointer(rebasing: record[..<(record.count - 4)])
+        let crc = checksum(body, sequence: sequence, version: record[0])
+        record.storeBytes(of: crc.littleEndian, toByteOffset: record.count - 4, as: UInt32.self)
+    }
+
+    /// Appends one record holding `event`, to be stored under `sequence`, to `buffer`.
     ///
     /// - Returns: the number of bytes appended.
     @discardableResult
-    package static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64, into buffer: inout [UInt8]) -> Int {
+    package static func encode(
+        _ event: TelemetryEvent, timestampUnixNano: UInt64, sequence: UInt64, into buffer: inout [UInt8]
+    ) -> Int {
         ProtobufWriter.withScratch { w in
-            let n = encode(event, timestampUnixNano: timestampUnixNano, into: &w)
+            let n = encode(event, timestampUnixNano: timestampUnixNano, into: &w, sequence: sequence)
             w.withUnsafeBytes { buffer.append(contentsOf: $0) }
             return n
         }
@@ -80,14 +99,14 @@ package enum EventCodec {
         _ event: borrowing TelemetryEvent, timestampUnixNano: UInt64, _ body: (UnsafeRawBufferPointer) -> AppendOutcome
     ) -> AppendOutcome {
         ProtobufWriter.withScratch(passing: event) { event, w in
-            encode(event, timestampUnixNano: timestampUnixNano, into: &w, checksummed: false)
+            encode(event, timestampUnixNano: timestampUnixNano, into: &w, sequence: nil)
             return w.withUnsafeBytes { body($0) }
         }
     }
 
-    package static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64) -> [UInt8] {
+    package static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64, sequence: UInt64) -> [UInt8] {
         var out: [UInt8] = []
-        encode(event, timestampUnixNano: timestampUnixNano, into: &out)
+        encode(event, timestampUnixNano: timestampUnixNano, sequence: sequence, into: &out)
         return out
     }
 
@@ -164,12 +183,13 @@ package enum EventCodec {
 
     // MARK: Decoding
 
-    /// Checks a record's length, version and checksum and returns its envelope.
+    /// Checks a record's length, version and checksum (which, from version 2, covers the `sequence` the record is
+    /// stored under) and returns its envelope.
     ///
     /// - Throws: ``TelemetryFlowError/Code/corruptedRecord`` when the bytes are too short, the payload length
     ///   disagrees with the record length or the checksum fails; ``TelemetryFlowError/Code/unsupportedFormatVersion``
     ///   for a newer format version.
-    package static func envelope(of record: UnsafeRawBufferPointer) throws(TelemetryFlowError) -> Envelope {
+    package static func envelope(of record: UnsafeRawBufferPointer, sequence: UInt64) throws(TelemetryFlowError) -> Envelope {
         guard record.count >= overhead else {
             throw TelemetryFlowError(.corruptedRecord, "record is \(record.count) bytes, shorter than the \(overhead)-byte envelope")
         }
@@ -178,12 +198,13 @@ package enum EventCodec {
             throw TelemetryFlowError(
                 .corruptedRecord, "record payload length \(payloadLength) disagrees with record size \(record.count)")
         }
-        let stored = UInt32(littleEndian: record.loadUnaligned(fromByteOffset: record.count - 4, as: UInt32.self))
-        let actual = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: record[..<(record.count - 4)]))
-        guard stored == actual else {
-            throw TelemetryFlowError(.corruptedRecord, "record checksum mismatch (stored \(stored), computed \(actual))")
-        }
         let version = record[0]
+        let stored = UInt32(littleEndian: record.loadUnaligned(fromByteOffset: record.count - 4, as: UInt32.self))
+        let actual = checksum(UnsafeRawBufferPointer(rebasing: record[..<(record.count - 4)]), sequence: sequence, version: version)
+        guard stored == actual else {
+            throw TelemetryFlowError(
+                .corruptedRecord, "record checksum mismatch under sequence \(sequence) (stored \(stored), computed \(actual))")
+        }
         guard version >= 1 && version <= formatVersion else {
             throw TelemetryFlowError(
                 .unsupportedFormatVersion,
@@ -200,10 +221,10 @@ package enum EventCodec {
 
     /// Checks and decodes one record.
     ///
-    /// - Throws: the errors of ``envelope(of:)``, ``TelemetryFlowError/Code/unknownEventType`` and
+    /// - Throws: the errors of ``envelope(of:sequence:)``, ``TelemetryFlowError/Code/unknownEventType`` and
     ///   ``TelemetryFlowError/Code/decoding`` for a malformed payload.
-    package static func decode(_ record: [UInt8]) throws -> (event: TelemetryEvent, timestampUnixNano: UInt64) {
-        let envelope = try record.withUnsafeBytes { try Self.envelope(of: $0) }
+    package static func decode(_ record: [UInt8], sequence: UInt64) throws -> (event: TelemetryEvent, timestampUnixNano: UInt64) {
+        let envelope = try record.withUnsafeBytes { try Self.envelope(of: $0, sequence: sequence) }
         let event = try decodePayload(type: envelope.type, record[envelope.payload])
         return (event, envelope.timestampUnixNano)
     }

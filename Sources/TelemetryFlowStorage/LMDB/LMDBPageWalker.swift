@@ -211,7 +211,7 @@ struct LMDBPageWalker {
             if first == nil { first = sequence }
             last = sequence
             count += 1
-            if (try? EventCodec.envelope(of: value)) == nil { damaged.append(sequence) }
+            if (try? EventCodec.envelope(of: value, sequence: sequence)) == nil { damaged.append(sequence) }
             return nil
         }
         return (problem, first, last, count, damaged)
@@ -446,7 +446,7 @@ struct LMDBPageWalker {
         var damaged: Set<UInt64> = []
         func take(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
             guard let sequence = sequence(fromKey: key) else { return }
-            if (try? EventCodec.envelope(of: value)) != nil {
+            if (try? EventCodec.envelope(of: value, sequence: sequence)) != nil {
                 if records[sequence] == nil { records[sequence] = value }
             } else {
                 damaged.insert(sequence)

@@ -53,7 +53,7 @@ extension LogEngine {
         if let damage { noteSegmentDamage(segment, damage) }
         func add(_ seq: UInt64, _ record: UnsafeRawBufferPointer) {
             do throws(TelemetryFlowError) {
-                let envelope = try EventCodec.envelope(of: record)
+                let envelope = try EventCodec.envelope(of: record, sequence: seq)
                 let base = batch.storage.count
                 batch.storage.append(contentsOf: record)
                 batch.entries.append(.init(

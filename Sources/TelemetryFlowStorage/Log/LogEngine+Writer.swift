@@ -245,7 +245,7 @@ extension LogEngine {
                 key = (firstSequence + UInt64(i)).bigEndian
                 let size = recordSize(at: position)
                 let record = base + position
-                EventCodec.sealChecksum(UnsafeMutableRawBufferPointer(start: record, count: size))
+                EventCodec.sealChecksum(UnsafeMutableRawBufferPointer(start: record, count: size), sequence: firstSequence + UInt64(i))
                 let rc = withUnsafeMutableBytes(of: &key) { keyRaw -> Int32 in
                     var k = MDB_val(mv_size: 8, mv_data: keyRaw.baseAddress)
                     var v = MDB_val(mv_size: size, mv_data: record)
