@@ -87,6 +87,8 @@ final class ExportWorker: Sendable {
         var breaker = CircuitBreaker(threshold: policy.breakerThreshold, cooldown: policy.breakerCooldown)
         // The first sequence of a batch that is waiting to fill, and when the worker first saw it.
         var partialSince: (first: UInt64, at: Duration)?
+        // The first sequence of the batch being retried, and how many times it failed retryably.
+        var attempts: (first: UInt64, count: Int) = (0, 0)
         while !Task.isCancelled {
             let position = self.position
             let batch: EventBatch
@@ -154,6 +156,15 @@ final class ExportWorker: Sendable {
                     s.circuit = "closed"
                 }) else { return }
             case .retryable(let reason, let retryAfter):
+                let first = wanted.first?.sequence ?? 0
+                attempts = attempts.first == first ? (first, attempts.count + 1) : (first, 1)
+                if let limit = policy.maxRetries, attempts.count > limit {
+                    // The retry budget is spent: the batch is kept as a dead letter, not retried forever.
+                    breaker.recordSuccess()
+                    let reason = limit == 0 ? "retries are off: \(reason)" : "gave up after \(limit) retries: \(reason)"
+                    guard await deadLetter(wanted, batch: batch, skipped: skipped, reason: reason) else { return }
+                    continue
+                }
                 breaker.recordFailure(now: clock.now())
                 let failures = breaker.consecutiveFailures
                 state.withLock { s in
@@ -166,22 +177,28 @@ final class ExportWorker: Sendable {
                 guard !draining, await pause(backoff.delay(afterFailures: failures, retryAfter: retryAfter)) else { return }
             case .permanent(let reason):
                 breaker.recordSuccess()  // the backend answered; it is not down
-                do {
-                    try await log.deadLetter(
-                        wanted, exporter: configuration.name, reason: reason, cursor: cursor, maxBatches: policy.deadLetterMaxBatches)
-                    state.withLock { s in
-                        s.cursor = batch.endSequence
-                        s.deadLetteredBatches += 1
-                        s.deadLetteredEvents += UInt64(wanted.count)
-                        s.skippedEvents += skipped
-                        s.lastError = reason
-                    }
-                    progress.bump()
-                } catch {
-                    state.withLock { $0.lastError = "storing a dead letter: \(error)" }
-                    guard !draining, await pause(.milliseconds(200)) else { return }
-                }
+                guard await deadLetter(wanted, batch: batch, skipped: skipped, reason: reason) else { return }
             }
+        }
+    }
+
+    /// Moves a batch to the dead-letter store with the cursor past it; returns false when the worker must stop.
+    private func deadLetter(_ wanted: EventBatch, batch: EventBatch, skipped: UInt64, reason: String) async -> Bool {
+        do {
+            try await log.deadLetter(
+                wanted, exporter: configuration.name, reason: reason, cursor: cursor, maxBatches: configuration.policy.deadLetterMaxBatches)
+            state.withLock { s in
+                s.cursor = batch.endSequence
+                s.deadLetteredBatches += 1
+                s.deadLetteredEvents += UInt64(wanted.count)
+                s.skippedEvents += skipped
+                s.lastError = reason
+            }
+            progress.bump()
+            return true
+        } catch {
+            state.withLock { $0.lastError = "storing a dead letter: \(error)" }
+            return !draining ? await pause(.milliseconds(200)) : false
         }
     }
 

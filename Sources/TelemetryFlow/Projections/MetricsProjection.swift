@@ -119,6 +119,12 @@ public final class MetricsProjection: Service, Sendable {
         return state.withLock { $0.aggregator.snapshot(timeUnixNano: wallClock()) }
     }
 
+    /// Sets the description exported with an instrument's points.
+    package func describe(instrument name: String, as description: String) {
+        guard !description.isEmpty else { return }
+        state.withLock { $0.aggregator.descriptions[name] = description }
+    }
+
     /// Measurements folded into overflow series, and refused ones.
     public var counts: (overflow: UInt64, invalid: UInt64) {
         state.withLock { ($0.aggregator.overflowMeasurements, $0.aggregator.invalidMeasurements) }

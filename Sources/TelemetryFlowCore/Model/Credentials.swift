@@ -20,7 +20,8 @@ public struct Credentials: Sendable, Hashable, CustomStringConvertible {
     private static func validate(_ value: String, prefix: String, what: String) throws {
         let trimmed = value.utf8.count
         guard value.hasPrefix(prefix) else {
-            let shown = value.isEmpty ? "an empty string" : "a value starting with \"\(value.prefix(4))\""
+            // Nothing of a secret is ever repeated, not even its first characters.
+            let shown = value.isEmpty ? "an empty string" : prefix == "tfs_" ? "a value without it" : "a value starting with \"\(value.prefix(4))\""
             throw TelemetryFlowError(.invalidCredentials, "\(what) must start with \"\(prefix)\"; got \(shown)")
         }
         guard trimmed - prefix.utf8.count >= 8 else {

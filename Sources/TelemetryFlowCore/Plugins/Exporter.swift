@@ -96,6 +96,10 @@ public struct ExportPolicy: Sendable, Hashable {
     public var breakerCooldown: Duration = .seconds(30)
     /// Most batches kept in the dead-letter store for this exporter (oldest evicted, counted).
     public var deadLetterMaxBatches = 64
+    /// Retries of one batch after which a retryable failure is treated as permanent (the batch goes to the
+    /// dead-letter store, from which it can be replayed). nil (default): retry until the backend accepts it,
+    /// as long as the disk has room; 0: never retry.
+    public var maxRetries: Int?
 
     public init() {}
 
@@ -112,6 +116,7 @@ public struct ExportPolicy: Sendable, Hashable {
         if breakerThreshold < 1 { try fail("breakerThreshold must be at least 1") }
         if breakerCooldown < .zero { try fail("breakerCooldown must not be negative") }
         if deadLetterMaxBatches < 1 { try fail("deadLetterMaxBatches must be at least 1") }
+        if let maxRetries, maxRetries < 0 { try fail("maxRetries must not be negative (got \(maxRetries))") }
     }
 }
 

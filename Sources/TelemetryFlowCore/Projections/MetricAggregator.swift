@@ -20,6 +20,9 @@ package struct MetricAggregator: Sendable {
     }
 
     package let configuration: MetricAggregationConfiguration
+    /// Instrument descriptions by name, as the client's instruments declare them (exported with the points; not
+    /// part of the checkpoint: the instruments declare them again after a restart).
+    package var descriptions: [String: String] = [:]
     var instruments: [InstrumentKey: [Attributes: Stream]] = [:]
     var order: [InstrumentKey] = []
     /// The end of the last collection (start of the current delta interval).
@@ -111,7 +114,7 @@ package struct MetricAggregator: Sendable {
             case .gauge: kind = .gauge
             case .histogram: kind = .histogram(temporality: configuration.temporality)
             }
-            return MetricData(name: key.name, unit: key.unit, scope: key.scope, kind: kind, points: points)
+            return MetricData(name: key.name, description: descriptions[key.name] ?? "", unit: key.unit, scope: key.scope, kind: kind, points: points)
         }
     }
 

@@ -1,0 +1,187 @@
+import Synchronization
+public import TelemetryFlowCore
+import TelemetryFlowStorage
+
+/// One measurement of an instrument.
+public struct RecordMeasurement: Sendable {
+    public var measurement: MetricMeasurement
+    public var timeUnixNano: UInt64
+}
+
+/// One log record.
+public struct EmitLog: Sendable {
+    public var record: LogRecordData
+    public var scope: InstrumentationScope
+}
+
+/// A span began (appended so that a span cut off by a crash can still be exported).
+public struct StartSpan: Sendable {
+    public var span: SpanData
+    public var scope: InstrumentationScope
+}
+
+/// A span ended: the complete span.
+public struct EndSpan: Sendable {
+    public var span: SpanData
+    public var scope: InstrumentationScope
+}
+
+/// A record of a registered custom signal type.
+public struct RecordCustom: Sendable {
+    public var record: CustomSignalRecord
+    public var timeUnixNano: UInt64
+}
+
+/// The drop reasons of the recording path, beside the log's own (``DropReason``).
+extension DropReason {
+    /// The span's trace was not sampled.
+    public static let sampledOut = try! DropReason("sampled_out")
+    /// More calls per second than ``TelemetryFlow/Configuration/rateLimit``.
+    public static let rateLimited = try! DropReason("rate_limited")
+    /// The call came after ``TelemetryFlowClient/shutdown(timeout:)``.
+    public static let afterShutdown = try! DropReason("after_shutdown")
+    /// A measurement that its instrument cannot take: NaN or infinite, or negative for a counter.
+    public static let invalidMeasurement = try! DropReason("invalid_measurement")
+    /// A custom record its signal type's plugin rejected, or of a signal type nobody registered.
+    public static let invalidCustomRecord = try! DropReason("invalid_custom_record")
+}
+
+/// Dispatches each typed command to its handler — processors, encoding, append — with static dispatch: one
+/// overload of ``dispatch(_:)`` per command, no string keys or existential boxes on the path. Handlers never
+/// throw and never wait for I/O; what they drop is counted by reason in the log's statistics.
+public final class CommandBus: Sendable {
+    let log: EventLog
+    let processors: ProcessorChain
+    let limits: AttributeLimits
+    let registry: PluginRegistry
+    private let rate: RateLimiter?
+    private let open = Atomic<Bool>(true)
+    /// Counts of truncated values and dropped attributes, for the statistics.
+    let droppedAttributes = Atomic<UInt64>(0)
+
+    init(log: EventLog, processors: ProcessorChain, limits: AttributeLimits, registry: PluginRegistry, rateLimit: Int?) {
+        self.log = log
+        self.processors = processors
+        self.limits = limits
+        self.registry = registry
+        self.rate = rateLimit.map { RateLimiter(perSecond: $0) }
+    }
+
+    func close() { open.store(false, ordering: .releasing) }
+
+    var isOpen: Bool { open.load(ordering: .acquiring) }
+
+    /// Counts one dropped call under `reason`.
+    func drop(_ reason: DropReason) { log.countDrop(reason) }
+
+    @inline(__always)
+    private func admit() -> Bool {
+        guard open.load(ordering: .relaxed) else {
+            drop(.afterShutdown)
+            return false
+        }
+        if let rate, !rate.take() {
+            drop(.rateLimited)
+            return false
+        }
+        return true
+    }
+
+    @inline(__always)
+    private func append(_ event: consuming TelemetryEvent, at time: UInt64) {
+        if !processors.processors.isEmpty, case .drop(let reason) = processors.process(&event) {
+            drop(reason)
+            return
+        }
+        // A dropped append is counted by the log itself (queue full, quota, too large, closed).
+        _ = log.append(event, timestampUnixNano: time)
+    }
+
+    private func limited(_ attributes: Attributes) -> (Attributes, UInt32) {
+        guard attributes.count > limits.maxCount || limits.maxValueLength != nil else { return (attributes, 0) }
+        let (kept, dropped) = limits.apply(to: attributes)
+        if dropped > 0 { droppedAttributes.add(UInt64(dropped), ordering: .relaxed) }
+        return (kept, UInt32(dropped))
+    }
+
+    public func dispatch(_ command: RecordMeasurement) {
+        var m = command.measurement
+        switch m.value {
+        case .double(let v) where !v.isFinite:
+            drop(.invalidMeasurement)
+            return
+        case .double(let v) where v < 0 && m.kind == .counter:
+            drop(.invalidMeasurement)
+            return
+        case .int(let v) where v < 0 && m.kind == .counter:
+            drop(.invalidMeasurement)
+            return
+        default: break
+        }
+        guard admit() else { return }
+        if !m.attributes.isEmpty { m.attributes = limited(m.attributes).0 }
+        append(.measurement(m), at: command.timeUnixNano)
+    }
+
+    public func dispatch(_ command: EmitLog) {
+        guard admit() else { return }
+        var record = command.record
+        if !record.attributes.isEmpty {
+            let (kept, dropped) = limited(record.attributes)
+            record.attributes = kept
+            record.droppedAttributesCount += dropped
+        }
+        append(.log(record, scope: command.scope), at: record.timeUnixNano)
+    }
+
+    public func dispatch(_ command: StartSpan) {
+        guard admit() else { return }
+        append(.spanStarted(command.span, scope: command.scope), at: command.span.startTimeUnixNano)
+    }
+
+    /// The span's limits were applied as it was recorded (``Span``); an ended span is never rate-limited, so that
+    /// a started span is not left open in the log.
+    public func dispatch(_ command: EndSpan) {
+        guard open.load(ordering: .relaxed) else {
+            drop(.afterShutdown)
+            return
+        }
+        append(.spanEnded(command.span, scope: command.scope), at: command.span.endTimeUnixNano)
+    }
+
+    public func dispatch(_ command: RecordCustom) {
+        guard admit() else { return }
+        var record = command.record
+        do {
+            try registry.signalType(record.signal).validate(record)
+        } catch {
+            drop(.invalidCustomRecord)
+            return
+        }
+        if !record.attributes.isEmpty { record.attributes = limited(record.attributes).0 }
+        append(.custom(record), at: command.timeUnixNano)
+    }
+}
+
+/// A token bucket of `perSecond` tokens refilled continuously, holding at most one second's worth.
+final class RateLimiter: Sendable {
+    private let perSecond: Double
+    private let state: Locked<(tokens: Double, at: UInt64)>
+
+    init(perSecond: Int) {
+        self.perSecond = Double(perSecond)
+        state = Locked((Double(perSecond), monotonicNanos()))
+    }
+
+    func take() -> Bool {
+        let now = monotonicNanos()
+        return state.withLock { s in
+            let elapsed = Double(now &- s.at) / 1e9
+            s.tokens = min(perSecond, s.tokens + elapsed * perSecond)
+            s.at = now
+            guard s.tokens >= 1 else { return false }
+            s.tokens -= 1
+            return true
+        }
+    }
+}

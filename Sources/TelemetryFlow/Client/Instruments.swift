@@ -1,0 +1,56 @@
+public import TelemetryFlowCore
+import TelemetryFlowStorage
+
+/// What every instrument handle holds: its identity and the bus its measurements go to (nil: its signal is
+/// disabled, and every call is a no-op).
+struct InstrumentCore: Sendable {
+    let bus: CommandBus?
+    let kind: InstrumentKind
+    let name: String
+    let unit: String
+    let scope: InstrumentationScope
+
+    @inline(__always)
+    func record(_ value: MetricValue, _ attributes: Attributes) {
+        guard let bus else { return }
+        bus.dispatch(RecordMeasurement(
+            measurement: MetricMeasurement(kind: kind, name: name, unit: unit, scope: scope, attributes: attributes, value: value),
+            timeUnixNano: wallClockNanos()))
+    }
+}
+
+/// A monotonic sum (requests served, bytes sent). Negative, NaN and infinite values are dropped and counted
+/// (`invalid_measurement`). Handles are cheap values: keep one, or ask the client again.
+public struct Counter: Sendable {
+    let core: InstrumentCore
+    public var name: String { core.name }
+    public func add(_ value: Int = 1, _ attributes: Attributes = [:]) { core.record(.int(Int64(value)), attributes) }
+    public func add(_ value: Double, _ attributes: Attributes = [:]) { core.record(.double(value), attributes) }
+}
+
+/// A sum that goes up and down (queue length, connections open).
+public struct UpDownCounter: Sendable {
+    let core: InstrumentCore
+    public var name: String { core.name }
+    public func add(_ value: Int, _ attributes: Attributes = [:]) { core.record(.int(Int64(value)), attributes) }
+    public func add(_ value: Double, _ attributes: Attributes = [:]) { core.record(.double(value), attributes) }
+}
+
+/// The last value of something (temperature, memory in use): each collection reports the latest recorded
+/// value per attribute set, never a sum.
+public struct Gauge: Sendable {
+    let core: InstrumentCore
+    public var name: String { core.name }
+    public func record(_ value: Int, _ attributes: Attributes = [:]) { core.record(.int(Int64(value)), attributes) }
+    public func record(_ value: Double, _ attributes: Attributes = [:]) { core.record(.double(value), attributes) }
+}
+
+/// A distribution (request durations, payload sizes), aggregated into explicit buckets: OpenTelemetry's default
+/// boundaries, or the instrument's own from ``TelemetryFlow/Configuration/metrics``
+/// (`histogramBoundsByInstrument`, `TelemetryFlowBuilder.withHistogramBoundaries(_:_:)`).
+public struct Histogram: Sendable {
+    let core: InstrumentCore
+    public var name: String { core.name }
+    public func record(_ value: Int, _ attributes: Attributes = [:]) { core.record(.int(Int64(value)), attributes) }
+    public func record(_ value: Double, _ attributes: Attributes = [:]) { core.record(.double(value), attributes) }
+}

@@ -1,0 +1,180 @@
+public import TelemetryFlowCore
+import TelemetryFlowStorage
+
+/// A span being recorded. Started by ``TelemetryFlowClient/startSpan(_:kind:attributes:links:context:at:)`` or
+/// ``TelemetryFlowClient/withSpan(_:kind:attributes:context:_:)-(_,_,_,_,(TelemetrySpan)throws->T)``; every
+/// mutation is safe from any thread; ``end(at:)`` appends the complete span (once). A span that was sampled out
+/// (``isRecording`` false) ignores every call but still carries its context, so that children and outgoing
+/// requests agree on the trace.
+public final class TelemetrySpan: Sendable {
+    /// The span's identity, propagated to children and to other processes.
+    public let context: SpanContext
+    /// The parent's span id (invalid for a root span).
+    public let parentSpanID: SpanID
+    public let kind: SpanKind
+    public let startTimeUnixNano: UInt64
+    /// Whether this span is recorded (its trace was sampled).
+    public let isRecording: Bool
+    /// Whether the parent came from another process (OTLP `Span.flags` bits 8 and 9).
+    let parentIsRemote: Bool
+    let scope: InstrumentationScope
+    private let bus: CommandBus?
+    private let limits: TelemetryFlow.Limits
+    private let state: Locked<State>
+
+    struct State {
+        var name: String
+        var attributes = Attributes()
+        var droppedAttributes: UInt32 = 0
+        var events: [SpanEvent] = []
+        var droppedEvents: UInt32 = 0
+        var links: [SpanLink] = []
+        var droppedLinks: UInt32 = 0
+        var status = SpanStatus.unset
+        var ended = false
+    }
+
+    init(
+        name: String, context: SpanContext, parentSpanID: SpanID, parentIsRemote: Bool, kind: SpanKind, start: UInt64, attributes: Attributes,
+        links: [SpanLink], scope: InstrumentationScope, bus: CommandBus?, limits: TelemetryFlow.Limits
+    ) {
+        self.context = context
+        self.parentSpanID = parentSpanID
+        self.parentIsRemote = parentIsRemote
+        self.kind = kind
+        self.startTimeUnixNano = start
+        self.isRecording = bus != nil
+        self.scope = scope
+        self.bus = bus
+        self.limits = limits
+        state = Locked(State(name: name))
+        guard let bus else { return }
+        state.withLock { s in
+            for attribute in attributes { Self.set(attribute.key, attribute.value, in: &s, limit: limits.spanAttributeCount ?? limits.attributeCount) }
+            for link in links { Self.add(link, to: &s, limits: limits) }
+        }
+        bus.dispatch(StartSpan(span: snapshot(end: 0), scope: scope))
+    }
+
+    public var name: String { state.withLock { $0.name } }
+
+    public func updateName(_ name: String) {
+        guard isRecording else { return }
+        state.withLock { if !$0.ended { $0.name = name } }
+    }
+
+    public func setAttribute(_ key: String, _ value: AttributeValue) {
+        guard isRecording else { return }
+        let limit = limits.spanAttributeCount ?? limits.attributeCount
+        state.withLock { if !$0.ended { Self.set(key, value, in: &$0, limit: limit) } }
+    }
+
+    public func setAttributes(_ attributes: Attributes) {
+        guard isRecording else { return }
+        let limit = limits.spanAttributeCount ?? limits.attributeCount
+        state.withLock { s in
+            guard !s.ended else { return }
+            for attribute in attributes { Self.set(attribute.key, attribute.value, in: &s, limit: limit) }
+        }
+    }
+
+    private static func set(_ key: String, _ value: AttributeValue, in s: inout State, limit: Int) {
+        guard !key.isEmpty else { return }
+        if s.attributes[key] == nil && s.attributes.count >= limit {
+            s.droppedAttributes += 1
+            return
+        }
+        s.attributes.set(key, value)
+    }
+
+    /// Adds a timestamped event (now unless `at` is given, unix nanoseconds).
+    public func addEvent(_ name: String, attributes: Attributes = [:], at time: UInt64? = nil) {
+        guard isRecording else { return }
+        let (kept, dropped) = Self.limit(attributes, count: limits.eventAttributeCount, length: limits.attributeValueLength)
+        let event = SpanEvent(name: name, timeUnixNano: time ?? wallClockNanos(), attributes: kept, droppedAttributesCount: dropped)
+        let maxEvents = limits.spanEventCount
+        state.withLock { s in
+            guard !s.ended else { return }
+            if s.events.count >= maxEvents { s.droppedEvents += 1 } else { s.events.append(event) }
+        }
+    }
+
+    /// Links this span to another (a batch's messages, a span of another trace).
+    public func addLink(_ context: SpanContext, attributes: Attributes = [:]) {
+        guard isRecording else { return }
+        let link = SpanLink(traceID: context.traceID, spanID: context.spanID, traceState: context.traceState, attributes: attributes, flags: UInt32(context.traceFlags))
+        let limits = self.limits
+        state.withLock { if !$0.ended { Self.add(link, to: &$0, limits: limits) } }
+    }
+
+    private static func add(_ link: SpanLink, to s: inout State, limits: TelemetryFlow.Limits) {
+        if s.links.count >= limits.spanLinkCount {
+            s.droppedLinks += 1
+            return
+        }
+        var link = link
+        let (kept, dropped) = limit(link.attributes, count: limits.linkAttributeCount, length: limits.attributeValueLength)
+        link.attributes = kept
+        link.droppedAttributesCount += dropped
+        s.links.append(link)
+    }
+
+    private static func limit(_ attributes: Attributes, count: Int, length: Int?) -> (Attributes, UInt32) {
+        guard attributes.count > count || length != nil else { return (attributes, 0) }
+        guard let limits = try? AttributeLimits(maxCount: count, maxValueLength: length) else { return (attributes, 0) }
+        let (kept, dropped) = limits.apply(to: attributes)
+        return (kept, UInt32(dropped))
+    }
+
+    /// Sets the status. As OpenTelemetry specifies, `ok` is final, and `unset` never replaces another status.
+    public func setStatus(_ status: SpanStatus) {
+        guard isRecording else { return }
+        state.withLock { s in
+            guard !s.ended, s.status.code != .ok, status.code != .unset else { return }
+            s.status = status
+        }
+    }
+
+    /// Records `error` as an `exception` event (`exception.type`, `exception.message`, as the OpenTelemetry
+    /// semantic conventions name them). The status is not changed: ``setStatus(_:)`` does that, and
+    /// `withSpan` does it for an error its closure throws.
+    public func recordError(_ error: any Error, attributes: Attributes = [:]) {
+        guard isRecording else { return }
+        var all: Attributes = [
+            "exception.type": .string(String(reflecting: type(of: error))),
+            "exception.message": .string(String(describing: error)),
+        ]
+        for attribute in attributes { all.set(attribute.key, attribute.value) }
+        addEvent("exception", attributes: all)
+    }
+
+    /// Ends the span (now unless `at` is given) and appends it; later calls do nothing.
+    public func end(at time: UInt64? = nil) {
+        guard isRecording, let bus else { return }
+        let ended = state.withLock { s -> Bool in
+            defer { s.ended = true }
+            return !s.ended
+        }
+        guard ended else { return }
+        bus.dispatch(EndSpan(span: snapshot(end: max(time ?? wallClockNanos(), startTimeUnixNano)), scope: scope))
+    }
+
+    /// Whether ``end(at:)`` was called.
+    public var isEnded: Bool { state.withLock { $0.ended } }
+
+    private func snapshot(end: UInt64) -> SpanData {
+        let s = state.withLock { $0 }
+        var attributes = s.attributes
+        var dropped = s.droppedAttributes
+        if let length = limits.spanAttributeValueLength ?? limits.attributeValueLength {
+            let (kept, truncatedDrops) = Self.limit(attributes, count: Int.max, length: length)
+            attributes = kept
+            dropped += truncatedDrops
+        }
+        return SpanData(
+            traceID: context.traceID, spanID: context.spanID, parentSpanID: parentSpanID, traceState: context.traceState,
+            flags: UInt32(context.traceFlags) | (parentIsRemote ? 0x300 : 0x100), name: s.name, kind: kind,
+            startTimeUnixNano: startTimeUnixNano, endTimeUnixNano: end, attributes: attributes, droppedAttributesCount: dropped,
+            events: s.events, droppedEventsCount: s.droppedEvents, links: s.links, droppedLinksCount: s.droppedLinks, status: s.status)
+    }
+}
