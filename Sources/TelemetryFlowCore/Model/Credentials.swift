@@ -1,5 +1,5 @@
 /// A TelemetryFlow API key: a key id starting with `tfk_` and a secret starting with `tfs_`.
-public struct Credentials: Sendable, Hashable, CustomStringConvertible {
+public struct Credentials: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The public key id, `tfk_…`.
     public let keyID: String
     /// The secret, `tfs_…`. Never printed by ``description``.
@@ -41,4 +41,7 @@ public struct Credentials: Sendable, Hashable, CustomStringConvertible {
 
     /// The id in full and the secret masked.
     public var description: String { "Credentials(keyID: \(keyID), keySecret: tfs_****)" }
+    public var debugDescription: String { description }
+    /// `dump` and the debugger see the key id only.
+    public var customMirror: Mirror { Mirror(self, children: ["keyID": keyID, "keySecret": "tfs_****"]) }
 }

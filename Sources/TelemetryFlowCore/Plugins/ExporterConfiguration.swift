@@ -104,7 +104,7 @@ public struct ExporterContext: Sendable {
 }
 
 /// The settings of an OTLP exporter: where and how it sends.
-public struct OTLPExporterConfiguration: Sendable, Hashable {
+public struct OTLPExporterConfiguration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The base endpoint (`http://host:4318`, `https://collector:4317`); nil: OTLP's default for the protocol
     /// (`http://localhost:4317` for gRPC, `http://localhost:4318` for HTTP).
     public var endpoint: String?
@@ -132,6 +132,23 @@ public struct OTLPExporterConfiguration: Sendable, Hashable {
     public init(endpoint: String? = nil, protocol: ExportProtocol = .httpProtobuf) {
         self.endpoint = endpoint
         self.protocol = `protocol`
+    }
+
+    /// Header values are not shown: they often carry credentials.
+    public var description: String {
+        let shownHeaders = headers.keys.sorted().map { "\($0): ****" }.joined(separator: ", ")
+        return "OTLPExporterConfiguration(endpoint: \(endpoint ?? "default"), protocol: \(`protocol`), signalEndpoints: \(signalEndpoints), "
+            + "headers: [\(shownHeaders)], credentials: \(credentials.map { "\($0)" } ?? "none"), timeout: \(timeout), compression: \(compression), "
+            + "insecure: \(insecure))"
+    }
+    public var debugDescription: String { description }
+    /// `dump` and the debugger see the header names only.
+    public var customMirror: Mirror {
+        Mirror(self, children: [
+            "endpoint": endpoint as Any, "protocol": `protocol`, "signalEndpoints": signalEndpoints,
+            "headers": headers.keys.sorted().map { "\($0): ****" }, "credentials": credentials as Any, "timeout": timeout,
+            "compression": compression, "insecure": insecure,
+        ])
     }
 
     /// The headers a request carries: configured ones plus the TelemetryFlow credential headers.
