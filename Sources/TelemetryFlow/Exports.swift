@@ -3,3 +3,5 @@
 @_exported public import TelemetryFlowCore
 @_exported public import TelemetryFlowStorage
 @_exported public import TelemetryFlowOTLP
+// `ServiceContext`, which carries the current span (and which swift-distributed-tracing shares).
+@_exported public import ServiceContextModule
