@@ -26,6 +26,13 @@ public struct EndSpan: Sendable {
     public var scope: InstrumentationScope
 }
 
+/// An event was added to an open span (so that a span cut off by a crash ends at its last recorded time).
+public struct AddSpanEvent: Sendable {
+    public var traceID: TraceID
+    public var spanID: SpanID
+    public var event: SpanEvent
+}
+
 /// A record of a registered custom signal type.
 public struct RecordCustom: Sendable {
     public var record: CustomSignalRecord
@@ -147,6 +154,11 @@ public final class CommandBus: Sendable {
             return
         }
         append(.spanEnded(command.span, scope: command.scope), at: command.span.endTimeUnixNano)
+    }
+
+    public func dispatch(_ command: AddSpanEvent) {
+        guard admit() else { return }
+        append(.spanEventAdded(traceID: command.traceID, spanID: command.spanID, event: command.event), at: command.event.timeUnixNano)
     }
 
     public func dispatch(_ command: RecordCustom) {

@@ -32,16 +32,21 @@ public final class TelemetryFlowClient: Service, Sendable {
         let bus: CommandBus
         let pipeline: ExportPipeline
         let metrics: MetricsProjection
+        let openSpans: OpenSpansProjection
         let signals: Set<SignalType>
         let sampler: Sampler
         let limits: TelemetryFlow.Limits
         let ids = IDGenerator.shared
 
-        init(log: EventLog, bus: CommandBus, pipeline: ExportPipeline, metrics: MetricsProjection, configuration: TelemetryFlow.Configuration) {
+        init(
+            log: EventLog, bus: CommandBus, pipeline: ExportPipeline, metrics: MetricsProjection, openSpans: OpenSpansProjection,
+            configuration: TelemetryFlow.Configuration
+        ) {
             self.log = log
             self.bus = bus
             self.pipeline = pipeline
             self.metrics = metrics
+            self.openSpans = openSpans
             self.signals = configuration.signals
             self.sampler = configuration.sampler
             self.limits = configuration.limits
@@ -75,7 +80,8 @@ public final class TelemetryFlowClient: Service, Sendable {
                 log: log, exporters: configuration.effectiveExporters, registry: registry, resource: configuration.resource,
                 shutdownGracePeriod: configuration.shutdownTimeout)
             let metrics = try await MetricsProjection(log: log, configuration: configuration.metrics, interval: configuration.metricExportInterval)
-            engine = Engine(log: log, bus: bus, pipeline: pipeline, metrics: metrics, configuration: configuration)
+            let openSpans = try await OpenSpansProjection(log: log)
+            engine = Engine(log: log, bus: bus, pipeline: pipeline, metrics: metrics, openSpans: openSpans, configuration: configuration)
         } catch {
             log.close()
             throw error
@@ -85,6 +91,23 @@ public final class TelemetryFlowClient: Service, Sendable {
             "telemetryflow.exporters": .string(configuration.exporters.map(\.name).joined(separator: ",")),
             "telemetryflow.recovered_lost": .int(Int64(clamping: log.recoveryReport.corruptedRecords)),
         ])
+        endCutOffSpans()
+    }
+
+    /// The attribute a span cut off by a crash is exported with.
+    public static let cutOffAttribute = "telemetryflow.span.cut_off"
+
+    /// Spans the previous run started and never ended (it crashed, or shut down inside them) are ended now, at
+    /// the last time recorded for them, with status error and ``cutOffAttribute`` = true.
+    private func endCutOffSpans() {
+        guard let engine else { return }
+        for (span, scope, last) in engine.openSpans.openSpans {
+            var ended = span
+            ended.endTimeUnixNano = max(last, span.startTimeUnixNano)
+            ended.status = SpanStatus(.error, message: "cut off: the process stopped before the span ended")
+            ended.attributes.set(Self.cutOffAttribute, true)
+            engine.bus.dispatch(EndSpan(span: ended, scope: scope))
+        }
     }
 
     /// The durable log (nil when the SDK is disabled).
@@ -114,6 +137,7 @@ public final class TelemetryFlowClient: Service, Sendable {
         guard first, let engine else { return }
         engine.pipeline.start()
         engine.metrics.start()
+        engine.openSpans.start()
     }
 
     /// Runs until the `ServiceGroup` shuts down gracefully (then ``shutdown(timeout:)`` with the configured
@@ -173,6 +197,7 @@ public final class TelemetryFlowClient: Service, Sendable {
             _ = await engine.pipeline.waitUntilHandled(through: last, timeout: max(deadline - clock.now, .zero))
         }
         await engine.pipeline.stop()
+        if case .started = previous { await engine.openSpans.stop() } else { try? await engine.openSpans.checkpoint() }
         engine.log.close()
     }
 

@@ -93,10 +93,16 @@ public final class TelemetrySpan: Sendable {
         let (kept, dropped) = Self.limit(attributes, count: limits.eventAttributeCount, length: limits.attributeValueLength)
         let event = SpanEvent(name: name, timeUnixNano: time ?? wallClockNanos(), attributes: kept, droppedAttributesCount: dropped)
         let maxEvents = limits.spanEventCount
-        state.withLock { s in
-            guard !s.ended else { return }
-            if s.events.count >= maxEvents { s.droppedEvents += 1 } else { s.events.append(event) }
+        let added = state.withLock { s -> Bool in
+            guard !s.ended else { return false }
+            if s.events.count >= maxEvents {
+                s.droppedEvents += 1
+                return false
+            }
+            s.events.append(event)
+            return true
         }
+        if added { bus?.dispatch(AddSpanEvent(traceID: context.traceID, spanID: context.spanID, event: event)) }
     }
 
     /// Links this span to another (a batch's messages, a span of another trace).
