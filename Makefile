@@ -9,8 +9,10 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 .PHONY: deps test-deps build demo test test-sanitizers fuzz bench clean
 
 # The durability suites (fault injection, damage, full disk, I/O errors) keep both cores busy with child processes;
-# they run after the others so that the export suites' timing is not starved by them.
-DURABILITY_SUITES := RecoveryFaultTests|DamageSuiteTests|IOFaultTests|FullDiskTests|DurabilityFindingsTests
+# they run after the others so that the export suites' timing is not starved by them. The crash-cut span test (a
+# child killed inside open spans) and the quick-start test (the README's quick start built as a package of its own) run
+# there too.
+DURABILITY_SUITES := RecoveryFaultTests|DamageSuiteTests|IOFaultTests|FullDiskTests|DurabilityFindingsTests|CrashCutSpanTests|QuickStartTests
 FUZZ_CASES ?= 3000
 FUZZ_SECONDS ?= 120
 

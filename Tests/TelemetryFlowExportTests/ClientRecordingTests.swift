@@ -4,7 +4,8 @@ import Testing
 @testable import TelemetryFlow
 
 /// The recording API end to end: every instrument, severity and span shape arrives at the real OTLP receiver
-/// (official opentelemetry-proto) with the right content.
+/// (official opentelemetry-proto) with the right content. Each test starts a receiver of its own: the shared one
+/// belongs to the status-matrix suites, which script its answers.
 @Suite(.serialized) struct ClientRecordingTests {
     struct Failure: Error, CustomStringConvertible {
         var description: String { "payment declined" }
@@ -25,8 +26,7 @@ import Testing
     }
 
     @Test func instrumentsArriveWithExactValues() async throws {
-        let receiver = try sharedReceiver()
-        try await receiver.reset()
+        let receiver = try Receiver()
         let dir = LogDirectory()
         let telemetry = try await Self.client(receiver, dir) { $0.metrics.histogramBoundsByInstrument["payload"] = [10, 100] }
         telemetry.start()
@@ -74,13 +74,12 @@ import Testing
     }
 
     @Test func everySeverityArrivesWithTheCurrentSpan() async throws {
-        let receiver = try sharedReceiver()
-        try await receiver.reset()
+        let receiver = try Receiver()
         let dir = LogDirectory()
         let telemetry = try await Self.client(receiver, dir)
         telemetry.start()
         let severities: [Severity] = [.trace, .debug, .info, .warn, .error, .fatal]
-        let span = try await telemetry.withSpan("request", kind: .server) { span in
+        let span = telemetry.withSpan("request", kind: .server) { span in
             for (i, severity) in severities.enumerated() {
                 telemetry.log(severity, "message \(i)", ["i": .int(Int64(i))], error: severity == .error ? Failure() : nil)
             }
@@ -107,8 +106,7 @@ import Testing
 
     /// Nested `withSpan` across `await`, task groups and a detached task given the context: the right tree.
     @Test func nestedSpansFormTheRightTree() async throws {
-        let receiver = try sharedReceiver()
-        try await receiver.reset()
+        let receiver = try Receiver()
         let dir = LogDirectory()
         let telemetry = try await Self.client(receiver, dir)
         telemetry.start()
@@ -156,8 +154,7 @@ import Testing
     }
 
     @Test func sampledOutSpansArriveNowhereAndAreCounted() async throws {
-        let receiver = try sharedReceiver()
-        try await receiver.reset()
+        let receiver = try Receiver()
         let dir = LogDirectory()
         let telemetry = try await Self.client(receiver, dir) { $0.sampler = .traceIDRatio(0) }
         telemetry.start()
@@ -224,8 +221,7 @@ import Testing
 
     /// Events not exported before `shutdown` (the backend was down) arrive after the next start.
     @Test func whatShutdownCouldNotExportArrivesAfterTheNextStart() async throws {
-        let receiver = try sharedReceiver()
-        try await receiver.reset()
+        let receiver = try Receiver()
         try await receiver.setDown(true)
         let dir = LogDirectory()
         let first = try await Self.client(receiver, dir)
