@@ -65,6 +65,7 @@ import Testing
         (["OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"], "ratio"),
         (["OTEL_TRACES_SAMPLER": "parentbased_always_off"], "parentOff"),
         (["OTEL_PROPAGATORS": "tracecontext,baggage"], "defaults"),
+        (["OTEL_PROPAGATORS": "baggage"], "baggageOnly"),
         (["OTEL_METRIC_EXPORT_INTERVAL": "15000"], "interval15s"),
         (["OTEL_ATTRIBUTE_COUNT_LIMIT": "7"], "attrCount7"),
         (["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "100"], "attrLength100"),
@@ -120,7 +121,8 @@ import Testing
         case "disabled": #expect(!c.enabled)
         case "ratio": #expect(c.sampler == .traceIDRatio(0.25))
         case "parentOff": #expect(c.sampler == .parentBased(root: .alwaysOff))
-        case "defaults": #expect(c.sampler == .parentBased(root: .alwaysOn) && c.exporters.count == 1)
+        case "defaults": #expect(c.sampler == .parentBased(root: .alwaysOn) && c.exporters.count == 1 && c.propagators == [.traceContext, .baggage])
+        case "baggageOnly": #expect(c.propagators == [.baggage])
         case "interval15s": #expect(c.metricExportInterval == .seconds(15))
         case "attrCount7": #expect(c.limits.attributeCount == 7)
         case "attrLength100": #expect(c.limits.attributeValueLength == 100)

@@ -202,6 +202,20 @@ import Testing
         #expect(received.spanContext?.isRemote == true && received.spanContext?.isSampled == true)
         #expect(received.baggage?["user.id"] == "42" && received.baggage?["note"] == "a b,c")
         let child = telemetry.withSpan("server", kind: .server, context: received) { $0 }
+        // The client's own inject/extract follow the configured propagators.
+        var clientHeaders: [String: String] = [:]
+        telemetry.withSpan("via-client") { _ in telemetry.inject(into: &clientHeaders) }
+        #expect(clientHeaders["traceparent"] != nil)
+        var baggageOnly = c
+        baggageOnly.propagators = [.baggage]
+        baggageOnly.log.directory = dir.path + "/b"
+        let limited = try await TelemetryFlowClient(configuration: baggageOnly)
+        var limitedHeaders: [String: String] = [:]
+        var withBaggage = received
+        withBaggage.baggage = Baggage(["k": "v"])
+        limited.inject(into: &limitedHeaders, context: withBaggage)
+        #expect(limitedHeaders == ["baggage": "k=v"])
+        await limited.shutdown()
         #expect(child.parentSpanID == sent.spanID && child.context.traceID == sent.traceID)
 
         // A traceparent and tracestate as the W3C specification's example (and every OpenTelemetry SDK) writes them.

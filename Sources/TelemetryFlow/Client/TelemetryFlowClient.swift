@@ -333,6 +333,19 @@ public final class TelemetryFlowClient: Service, Sendable {
         }
     }
 
+    // MARK: Propagation
+
+    /// Writes the current span (of `context`, or of the task's `ServiceContext`) and baggage into outgoing
+    /// request headers, in the formats of ``TelemetryFlow/Configuration/propagators``.
+    public func inject(into headers: inout [String: String], context: ServiceContext? = nil) {
+        W3CPropagation.inject(context ?? ServiceContext.current ?? .topLevel, into: &headers, propagators: configuration.propagators)
+    }
+
+    /// Reads an incoming request's headers into `context`: the next span started in it is a child of the caller's.
+    public func extract(_ headers: [String: String], into context: inout ServiceContext) {
+        W3CPropagation.extract(headers, into: &context, propagators: configuration.propagators)
+    }
+
     // MARK: Custom signals
 
     /// Records one record of a registered custom signal type; its plugin validates it (an invalid record, or one

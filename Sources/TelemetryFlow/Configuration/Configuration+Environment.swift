@@ -113,10 +113,14 @@ extension TelemetryFlow.Configuration {
         } else if env.string("OTEL_TRACES_SAMPLER_ARG") != nil {
             env.problems.add("OTEL_TRACES_SAMPLER_ARG is set without OTEL_TRACES_SAMPLER")
         }
-        if let propagators = env.string("OTEL_PROPAGATORS") {
-            for name in propagators.split(separator: ",").map({ String($0).trimmingWhitespace().lowercased() }) where !["tracecontext", "baggage", "none"].contains(name) {
-                env.problems.add("OTEL_PROPAGATORS: \(name) is not supported; use tracecontext, baggage or none")
+        if let text = env.string("OTEL_PROPAGATORS") {
+            var chosen: Set<Propagator> = []
+            for name in text.split(separator: ",").map({ String($0).trimmingWhitespace().lowercased() }) {
+                if let p = Propagator(rawValue: name) { chosen.insert(p) } else if name != "none" {
+                    env.problems.add("OTEL_PROPAGATORS=\(text): \(name) is not supported; use tracecontext, baggage or none")
+                }
             }
+            propagators = chosen
         }
         if let ms = env.integer("OTEL_METRIC_EXPORT_INTERVAL", atLeast: 1) { metricExportInterval = .milliseconds(ms) }
         if let n = env.integer("OTEL_ATTRIBUTE_COUNT_LIMIT", atLeast: 0) { limits.attributeCount = n }

@@ -67,6 +67,9 @@ extension TelemetryFlow {
         public var processors: [ProcessorConfiguration] = []
         /// Attribute, event and link limits (`OTEL_ATTRIBUTE_*`, `OTEL_SPAN_*_LIMIT`).
         public var limits = Limits()
+        /// What ``TelemetryFlowClient/inject(into:context:)`` and ``TelemetryFlowClient/extract(_:into:)`` carry
+        /// (`OTEL_PROPAGATORS`). Default: W3C trace context and baggage; empty: nothing.
+        public var propagators: Set<Propagator> = [.traceContext, .baggage]
         /// Which traces are recorded. Default `parentbased_always_on`.
         public var sampler: Sampler = .parentBased(root: .alwaysOn)
         /// Most recording calls per second (token bucket, burst of one second); beyond it calls are dropped and

@@ -82,6 +82,14 @@ public struct Baggage: Sendable, Hashable {
     }
 }
 
+/// A context propagation format (`OTEL_PROPAGATORS`).
+public enum Propagator: String, Sendable, Hashable, CaseIterable {
+    /// W3C Trace Context: `traceparent`, `tracestate`.
+    case traceContext = "tracecontext"
+    /// W3C Baggage: `baggage`.
+    case baggage
+}
+
 /// W3C Trace Context (`traceparent`, `tracestate`) and `baggage` across process boundaries, through any
 /// carrier of string headers. Parsing is swift-w3c-trace-context's.
 public enum W3CPropagation {
@@ -90,8 +98,8 @@ public enum W3CPropagation {
     public static let baggageHeader = "baggage"
 
     /// Writes the current span context and baggage of `context` into `headers`.
-    public static func inject(_ context: ServiceContext, into headers: inout [String: String]) {
-        if let span = context.spanContext, span.isValid {
+    public static func inject(_ context: ServiceContext, into headers: inout [String: String], propagators: Set<Propagator> = [.traceContext, .baggage]) {
+        if propagators.contains(.traceContext), let span = context.spanContext, span.isValid {
             let trace = TraceContext(
                 traceID: W3CTraceContext.TraceID(bytes: tuple16(span.traceID.bytes)),
                 spanID: W3CTraceContext.SpanID(bytes: tuple8(span.spanID.bytes)),
@@ -100,17 +108,17 @@ public enum W3CPropagation {
             headers[traceParentHeader] = trace.traceParentHeaderValue
             if !span.traceState.isEmpty { headers[traceStateHeader] = span.traceState }
         }
-        if let baggage = context.baggage?.headerValue { headers[baggageHeader] = baggage }
+        if propagators.contains(.baggage), let baggage = context.baggage?.headerValue { headers[baggageHeader] = baggage }
     }
 
     /// Reads `traceparent`, `tracestate` and `baggage` (header names case-insensitive) into `context`: the
     /// extracted span context is remote, and becomes the parent of the next span started in `context`. A
     /// malformed `traceparent` is ignored (the next span starts a new trace), as the specification asks.
-    public static func extract(_ headers: [String: String], into context: inout ServiceContext) {
+    public static func extract(_ headers: [String: String], into context: inout ServiceContext, propagators: Set<Propagator> = [.traceContext, .baggage]) {
         func header(_ name: String) -> String? {
             headers[name] ?? headers.first { $0.key.lowercased() == name }?.value
         }
-        if let parent = header(traceParentHeader),
+        if propagators.contains(.traceContext), let parent = header(traceParentHeader),
             let trace = try? TraceContext(traceParentHeaderValue: parent, traceStateHeaderValue: header(traceStateHeader)),
             let traceID = TelemetryFlowCore.TraceID(bytes: bytes(trace.traceID.bytes)),
             let spanID = TelemetryFlowCore.SpanID(bytes: bytes(trace.spanID.bytes)), traceID.isValid, spanID.isValid
@@ -120,7 +128,7 @@ public enum W3CPropagation {
                 isRemote: true)
             context.span = nil
         }
-        if let baggage = header(baggageHeader) {
+        if propagators.contains(.baggage), let baggage = header(baggageHeader) {
             let parsed = Baggage(headerValue: baggage)
             if !parsed.entries.isEmpty { context.baggage = parsed }
         }
