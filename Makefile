@@ -80,9 +80,11 @@ fuzz: deps
 bench: deps
 	$(SWIFT) build -c release --product tflow-bench
 	$(SWIFT) build -c release --product tflow-export-bench
+	$(SWIFT) build -c release --product tflow-client-bench
 	$(CC) -O2 -o Benchmarks/lmdb-raw/lmdb-raw Benchmarks/lmdb-raw/lmdb-raw.c $$(pkg-config --cflags --libs lmdb)
 	.build/release/tflow-bench --raw Benchmarks/lmdb-raw/lmdb-raw $(BENCH_ARGS)
 	.build/release/tflow-export-bench
+	.build/release/tflow-client-bench
 
 clean:
 	rm -rf .build .build-tsan .build-asan Benchmarks/lmdb-raw/lmdb-raw

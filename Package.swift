@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "tflow", targets: ["tflow"]),
         .executable(name: "tflow-bench", targets: ["EngineBenchmark"]),
         .executable(name: "tflow-export-bench", targets: ["ExportBenchmark"]),
+        .executable(name: "tflow-client-bench", targets: ["ClientBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -73,6 +74,7 @@ let package = Package(
             path: "Benchmarks/EngineBenchmark"
         ),
         .executableTarget(name: "ExportBenchmark", dependencies: ["TelemetryFlow"], path: "Benchmarks/ExportBenchmark"),
+        .executableTarget(name: "ClientBenchmark", dependencies: ["TelemetryFlow"], path: "Benchmarks/ClientBenchmark"),
         .testTarget(name: "TelemetryFlowCoreTests", dependencies: ["TelemetryFlowCore"]),
         .testTarget(
             name: "TelemetryFlowStorageTests",

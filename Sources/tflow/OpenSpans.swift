@@ -30,7 +30,6 @@ struct OpenSpans: AsyncParsableCommand {
         for level in 0..<depth {
             let span = telemetry.startSpan("open-\(level)", kind: level == 0 ? .server : .internal, attributes: ["level": .int(Int64(level))], context: context)
             span.addEvent("working", attributes: ["level": .int(Int64(level))])
-            context.spanContext = span.context
             context.span = span
         }
         // One span that does end, so the test can tell cut-off spans from ended ones.

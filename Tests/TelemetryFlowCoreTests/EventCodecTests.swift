@@ -142,6 +142,28 @@ import Testing
         return bytes
     }
 
+    /// The instruments' path (pre-encoded prefix, no event built) writes the very bytes of the general encoder.
+    @Test func measurementsFromAPrefixEncodeAsTheGeneralEncoderDoes() throws {
+        let scope = InstrumentationScope(name: "lib", version: "2.1")
+        for (kind, value) in [(InstrumentKind.counter, MetricValue.int(3)), (.upDownCounter, .int(-4)), (.gauge, .double(21.5)), (.histogram, .double(0.25))] {
+            let attributes: Attributes = ["route": "/cart", "code": 200]
+            let m = MetricMeasurement(kind: kind, name: "requests", unit: "{request}", scope: scope, attributes: attributes, value: value)
+            let general = ProtobufWriter.withScratch { w in
+                EventCodec.encode(.measurement(m), timestampUnixNano: 0x1234_5678_9ABC, into: &w, sequence: nil)
+                return w.bytes
+            }
+            let prefix = EventCodec.measurementPrefix(name: "requests", unit: "{request}", scope: scope)
+            var fast: [UInt8] = []
+            _ = prefix.withUnsafeBytes { p in
+                EventCodec.withUnsealedMeasurement(kind: kind, prefix: p, attributes: attributes, value: value, timestampUnixNano: 0x1234_5678_9ABC) {
+                    fast = Array($0)
+                    return .appended(sequence: 1)
+                }
+            }
+            #expect(fast == general, "\(kind)")
+        }
+    }
+
     /// The checksum covers the sequence the record is stored under: a damaged key is caught, not believed.
     @Test func aRecordUnderAnotherSequenceFailsItsChecksum() throws {
         let bytes = EventCodec.encode(.spanEnded(Self.span, scope: Self.scope), timestampUnixNano: 42, sequence: 1000)

@@ -111,6 +111,33 @@ public final class CommandBus: Sendable {
         return (kept, UInt32(dropped))
     }
 
+    /// An instrument's measurement: straight from its pre-encoded prefix to the log when no processor, rate limit
+    /// or attribute limit has work to do; otherwise as a ``RecordMeasurement`` command.
+    @inline(__always)
+    func record(_ instrument: borrowing InstrumentCore, _ value: MetricValue, _ attributes: borrowing Attributes, timeUnixNano: UInt64) {
+        guard processors.processors.isEmpty, rate == nil, attributes.count <= limits.maxCount, limits.maxValueLength == nil,
+            Self.isValid(value, for: instrument.kind), open.load(ordering: .relaxed)
+        else {
+            dispatch(RecordMeasurement(
+                measurement: MetricMeasurement(
+                    kind: instrument.kind, name: instrument.name, unit: instrument.unit, scope: instrument.scope, attributes: copy attributes,
+                    value: value),
+                timeUnixNano: timeUnixNano))
+            return
+        }
+        _ = instrument.prefix.withUnsafeBytes { prefix in
+            log.appendMeasurement(kind: instrument.kind, prefix: prefix, attributes: attributes, value: value, timestampUnixNano: timeUnixNano)
+        }
+    }
+
+    @inline(__always)
+    static func isValid(_ value: MetricValue, for kind: InstrumentKind) -> Bool {
+        switch value {
+        case .double(let v): return v.isFinite && (v >= 0 || kind != .counter)
+        case .int(let v): return v >= 0 || kind != .counter
+        }
+    }
+
     public func dispatch(_ command: RecordMeasurement) {
         var m = command.measurement
         switch m.value {

@@ -9,13 +9,22 @@ struct InstrumentCore: Sendable {
     let name: String
     let unit: String
     let scope: InstrumentationScope
+    /// Name, unit and scope as the record encodes them, once.
+    let prefix: [UInt8]
+
+    init(bus: CommandBus?, kind: InstrumentKind, name: String, unit: String, scope: InstrumentationScope) {
+        self.bus = bus
+        self.kind = kind
+        self.name = name
+        self.unit = unit
+        self.scope = scope
+        prefix = EventCodec.measurementPrefix(name: name, unit: unit, scope: scope)
+    }
 
     @inline(__always)
     func record(_ value: MetricValue, _ attributes: Attributes) {
         guard let bus else { return }
-        bus.dispatch(RecordMeasurement(
-            measurement: MetricMeasurement(kind: kind, name: name, unit: unit, scope: scope, attributes: attributes, value: value),
-            timeUnixNano: wallClockNanos()))
+        bus.record(self, value, attributes, timeUnixNano: wallClockNanos())
     }
 }
 

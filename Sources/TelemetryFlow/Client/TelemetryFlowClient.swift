@@ -289,7 +289,7 @@ public final class TelemetryFlowClient: Service, Sendable {
 
     private func childContext(_ base: ServiceContext?, _ span: TelemetrySpan) -> ServiceContext {
         var context = base ?? ServiceContext.current ?? .topLevel
-        context.spanContext = span.context
+        // One key: the span carries its context (``ServiceContext/spanContext`` reads it from there).
         context.span = span
         return context
     }

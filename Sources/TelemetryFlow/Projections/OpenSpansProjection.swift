@@ -68,14 +68,28 @@ public final class OpenSpansProjection: Sendable {
         }
     }
 
+    /// The trace and span id of an OTLP `Span` message (fields 1 and 2), without decoding the rest.
+    static func key(ofSpan message: ArraySlice<UInt8>) -> Key? {
+        var reader = ProtobufReader(message)
+        var trace: TraceID?
+        var span: SpanID?
+        while trace == nil || span == nil, let field = try? reader.next() {
+            if field.field == 1 { trace = (try? field.value.asBytes()).flatMap { TraceID(bytes: $0) } }
+            if field.field == 2 { span = (try? field.value.asBytes()).flatMap { SpanID(bytes: $0) } }
+        }
+        guard let trace, let span else { return nil }
+        return Key(trace: trace, span: span)
+    }
+
     private static func fold(_ event: StoredEvent, into open: inout [Key: Open]) {
         switch event.type {
         case .spanStarted:
-            guard case .spanStarted(let span, let scope)? = try? event.decode() else { return }
-            // Stored under sequence 0: the copy lives in the checkpoint, not under its own key.
-            open[Key(trace: span.traceID, span: span.spanID)] = Open(
-                started: EventCodec.encode(.spanStarted(span, scope: scope), timestampUnixNano: event.timestampUnixNano, sequence: 0),
-                lastTimeUnixNano: span.startTimeUnixNano)
+            // The record is kept as stored (re-sealed under sequence 0: the copy lives in the checkpoint, not under
+            // its own key); only the ids are read now.
+            guard let item = try? event.otlpItem(), let key = key(ofSpan: item.message) else { return }
+            var record = Array(event.record)
+            record.withUnsafeMutableBytes { EventCodec.sealChecksum($0, sequence: 0) }
+            open[key] = Open(started: record, lastTimeUnixNano: event.timestampUnixNano)
         case .spanEventAdded:
             guard case .spanEventAdded(let trace, let span, let added)? = try? event.decode() else { return }
             let key = Key(trace: trace, span: span)
@@ -87,8 +101,8 @@ public final class OpenSpansProjection: Sendable {
             entry.lastTimeUnixNano = max(entry.lastTimeUnixNano, added.timeUnixNano)
             open[key] = entry
         case .spanEnded:
-            guard case .spanEnded(let span, _)? = try? event.decode() else { return }
-            open[Key(trace: span.traceID, span: span.spanID)] = nil
+            guard let item = try? event.otlpItem(), let key = key(ofSpan: item.message) else { return }
+            open[key] = nil
         default:
             return
         }

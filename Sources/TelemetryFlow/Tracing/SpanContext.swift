@@ -47,13 +47,17 @@ public enum BaggageKey: ServiceContextKey {
 }
 
 extension ServiceContext {
-    /// The current span's context, local or extracted from headers.
+    /// The current span's context: the current local span's, or one extracted from headers. Setting it makes it
+    /// the current one (a local span set before is forgotten).
     public var spanContext: SpanContext? {
-        get { self[SpanContextKey.self] }
-        set { self[SpanContextKey.self] = newValue }
+        get { self[CurrentSpanKey.self]?.context ?? self[SpanContextKey.self] }
+        set {
+            self[SpanContextKey.self] = newValue
+            if self[CurrentSpanKey.self] != nil { self[CurrentSpanKey.self] = nil }
+        }
     }
 
-    /// The current span, when this process started it.
+    /// The current span, when this process started it (its context is then ``spanContext``).
     public var span: TelemetrySpan? {
         get { self[CurrentSpanKey.self] }
         set { self[CurrentSpanKey.self] = newValue }

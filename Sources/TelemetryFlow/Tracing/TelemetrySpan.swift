@@ -49,8 +49,13 @@ public final class TelemetrySpan: Sendable {
         self.limits = limits
         state = Locked(State(name: name))
         guard let bus else { return }
+        let limit = limits.spanAttributeCount ?? limits.attributeCount
         state.withLock { s in
-            for attribute in attributes { Self.set(attribute.key, attribute.value, in: &s, limit: limits.spanAttributeCount ?? limits.attributeCount) }
+            if attributes.count <= limit && !attributes.contains(where: \.key.isEmpty) {
+                s.attributes = attributes
+            } else {
+                for attribute in attributes { Self.set(attribute.key, attribute.value, in: &s, limit: limit) }
+            }
             for link in links { Self.add(link, to: &s, limits: limits) }
         }
         bus.dispatch(StartSpan(span: snapshot(end: 0), scope: scope))

@@ -104,6 +104,45 @@ package enum EventCodec {
         }
     }
 
+    /// The constant part of a measurement's payload — name, unit and scope — encoded once per instrument, so that
+    /// ``withUnsealedMeasurement(kind:prefix:attributes:value:timestampUnixNano:_:)`` copies bytes instead of
+    /// encoding (and retaining) the instrument's strings on every call.
+    package static func measurementPrefix(name: String, unit: String, scope: InstrumentationScope) -> [UInt8] {
+        ProtobufWriter.withScratch { w in
+            w.writeString(name)
+            w.writeString(unit)
+            writeScope(scope, into: &w)
+            return w.bytes
+        }
+    }
+
+    /// The append path of an instrument: the record of one measurement, encoded from the instrument's
+    /// ``measurementPrefix(name:unit:scope:)``, into a scratch buffer on the caller's stack, the checksum left for
+    /// the log's writer; the same bytes as ``encode(_:timestampUnixNano:into:sequence:)`` of the measurement.
+    package static func withUnsealedMeasurement(
+        kind: InstrumentKind, prefix: UnsafeRawBufferPointer, attributes: borrowing Attributes, value: MetricValue,
+        timestampUnixNano: UInt64, _ body: (UnsafeRawBufferPointer) -> AppendOutcome
+    ) -> AppendOutcome {
+        ProtobufWriter.withScratch(passing: attributes) { attributes, w in
+            w.reserve(headerSize + prefix.count + 64)
+            w.appendUnchecked(UInt64(formatVersion) | UInt64(kind.rawValue) << 8 | timestampUnixNano << 32)
+            w.appendUnchecked(timestampUnixNano >> 32)
+            w.append(contentsOf: prefix)
+            writeAttributeBlock(attributes, into: &w)
+            switch value {
+            case .int(let v):
+                w.append(0)
+                w.writeRawFixed64(UInt64(bitPattern: v))
+            case .double(let v):
+                w.append(1)
+                w.writeRawFixed64(v.bitPattern)
+            }
+            w.storeLittleEndian(UInt32(w.count - headerSize), at: 12)
+            w.appendLittleEndian(UInt32(0))
+            return w.withUnsafeBytes { body($0) }
+        }
+    }
+
     package static func encode(_ event: TelemetryEvent, timestampUnixNano: UInt64, sequence: UInt64) -> [UInt8] {
         var out: [UInt8] = []
         encode(event, timestampUnixNano: timestampUnixNano, sequence: sequence, into: &out)

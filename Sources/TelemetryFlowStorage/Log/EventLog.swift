@@ -52,6 +52,16 @@ public final class EventLog: Sendable {
         engine.append(event, timestampUnixNano: timestampUnixNano)
     }
 
+    /// The instruments' append path: a measurement from its instrument's pre-encoded name, unit and scope
+    /// (`EventCodec.measurementPrefix`), with no `TelemetryEvent` built.
+    package func appendMeasurement(
+        kind: InstrumentKind, prefix: UnsafeRawBufferPointer, attributes: borrowing Attributes, value: MetricValue, timestampUnixNano: UInt64
+    ) -> AppendOutcome {
+        EventCodec.withUnsealedMeasurement(kind: kind, prefix: prefix, attributes: attributes, value: value, timestampUnixNano: timestampUnixNano) {
+            engine.append($0)
+        }
+    }
+
     /// Counts `count` events that a plugin (a processor, an exporter) dropped for its own `reason`: they show in
     /// ``LogStatistics/dropped`` beside the log's own reasons and are persisted with the other counters (after the
     /// next commit, and at close).
