@@ -57,9 +57,15 @@ struct Demo: AsyncParsableCommand {
         try registry.register(signalType: AuditSignal())
         var exporters: [ExporterConfiguration] = []
         let environment = ProcessInfo.processInfo.environment
-        if let exporter = try ExporterConfiguration.otlpFromEnvironment(environment), let otlp = exporter.otlp {
-            exporters.append(exporter)
-            print("exporting to \(otlp.endpoint ?? otlp.signalEndpoints.values.sorted().joined(separator: ", ")) over \(otlp.protocol)")
+        var configuration = TelemetryFlow.Configuration()
+        try configuration.applyEnvironment(environment)
+        let endpointSet = environment.keys.contains { $0 == "TELEMETRYFLOW_ENDPOINT" || ($0.hasPrefix("OTEL_EXPORTER_OTLP_") && $0.hasSuffix("ENDPOINT")) }
+        if endpointSet {
+            exporters = configuration.effectiveExporters.filter { $0.otlp != nil }
+            for exporter in exporters {
+                let otlp = exporter.otlp!
+                print("exporting to \(otlp.endpoint ?? otlp.signalEndpoints.values.sorted().joined(separator: ", ")) over \(otlp.protocol)")
+            }
         } else {
             var console = ExporterConfiguration.console()
             console.signals = [.traces, .logs, .metrics, try SignalType("demo.audit")]
@@ -68,7 +74,7 @@ struct Demo: AsyncParsableCommand {
         }
         let last = log.statistics.lastSequence
         let pipeline = try await ExportPipeline(
-            log: log, exporters: exporters, registry: registry, resource: try Resource.fromEnvironment(environment))
+            log: log, exporters: exporters, registry: registry, resource: configuration.resource)
         pipeline.start()
         let delivered = await pipeline.waitUntilHandled(through: last, timeout: .seconds(60))
         await pipeline.stop()

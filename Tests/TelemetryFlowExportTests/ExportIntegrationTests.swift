@@ -171,28 +171,36 @@ func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
     }
 
     @Test func environmentConfigurationIsValidatedWithClearErrors() throws {
-        #expect(try ExporterConfiguration.otlpFromEnvironment([:]) == nil)
-        let c = try #require(try ExporterConfiguration.otlpFromEnvironment([
+        func fromEnvironment(_ env: [String: String]) throws -> TelemetryFlow.Configuration {
+            var c = TelemetryFlow.Configuration()
+            try c.applyEnvironment(env)
+            return c
+        }
+        #expect(try fromEnvironment([:]).exporters.first?.otlp?.endpoint == nil)
+        let c = try #require(try fromEnvironment([
             "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
             "OTEL_EXPORTER_OTLP_TIMEOUT": "2500", "OTEL_SERVICE_NAME": "checkout",
             "TELEMETRYFLOW_API_KEY_ID": "tfk_abcdefgh", "TELEMETRYFLOW_API_KEY_SECRET": "tfs_abcdefgh",
-        ]))
+        ]).exporters.first)
         #expect(c.otlp!.compression == .gzip && c.otlp!.timeout == .milliseconds(2500) && c.otlp!.protocol == .httpProtobuf)
         #expect(c.otlp!.requestHeaders["X-TelemetryFlow-Key-ID"] == "tfk_abcdefgh")
         // The resource belongs to the process, read once from the same variables.
-        let resource = try Resource.fromEnvironment(["OTEL_SERVICE_NAME": "checkout", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,service.name=ignored"])
-        #expect(resource.attributes["service.name"] == .string("checkout") && resource.attributes["deployment.environment"] == .string("prod"))
-        #expect(try Resource.fromEnvironment([:]).attributes["service.name"] == .string("unknown_service:swift"))
-        let badAttributes = #expect(throws: TelemetryFlowError.self) { try Resource.fromEnvironment(["OTEL_RESOURCE_ATTRIBUTES": "novalue"]) }
+        let resource = try fromEnvironment(["OTEL_SERVICE_NAME": "checkout", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,service.name=ignored"]).resource
+        #expect(resource.attributes["service.name"] == .string("checkout") && resource.attributes["deployment.environment.name"] == .string("prod"))
+        #expect(try fromEnvironment([:]).resource.attributes["service.name"] == .string("unknown_service:swift"))
+        let badAttributes = #expect(throws: TelemetryFlowError.self) { try fromEnvironment(["OTEL_RESOURCE_ATTRIBUTES": "novalue"]) }
         #expect(badAttributes?.code == .invalidConfiguration)
-        let protocolError = #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"]) }
+        let protocolError = #expect(throws: TelemetryFlowError.self) { try fromEnvironment(["OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"]) }
         #expect(protocolError?.code == .invalidConfiguration && protocolError?.message.contains("OTEL_EXPORTER_OTLP_PROTOCOL") == true)
-        let halfKey = #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "TELEMETRYFLOW_API_KEY_ID": "tfk_abcdefgh"]) }
+        let halfKey = #expect(throws: TelemetryFlowError.self) { try fromEnvironment(["TELEMETRYFLOW_API_KEY_ID": "tfk_abcdefgh"]) }
         #expect(halfKey?.code == .invalidCredentials)
-        let timeout = #expect(throws: TelemetryFlowError.self) { try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "x", "OTEL_EXPORTER_OTLP_TIMEOUT": "-1"]) }
+        let timeout = #expect(throws: TelemetryFlowError.self) { try fromEnvironment(["OTEL_EXPORTER_OTLP_TIMEOUT": "-1"]) }
         #expect(timeout?.code == .invalidConfiguration && timeout?.message.contains("OTEL_EXPORTER_OTLP_TIMEOUT") == true)
-        // An endpoint without a scheme is refused by the HTTP protocols when the exporter is built.
-        let scheme = #expect(throws: TelemetryFlowError.self) { try PluginRegistry.standard().makeExporter(try #require(try ExporterConfiguration.otlpFromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"]))) }
+        // An endpoint without a scheme is refused where it is read.
+        let noScheme = #expect(throws: TelemetryFlowError.self) { try fromEnvironment(["OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"]) }
+        #expect(noScheme?.message.contains("http:// or https://") == true)
+        // Set in code, it is refused by the HTTP protocols when the exporter is built.
+        let scheme = #expect(throws: TelemetryFlowError.self) { try PluginRegistry.standard().makeExporter(.otlp(OTLPExporterConfiguration(endpoint: "collector:4318"))) }
         #expect(scheme?.code == .invalidConfiguration)
     }
 }

@@ -114,12 +114,18 @@ import TelemetryFlowTransport
         let unpaired = #expect(throws: TelemetryFlowError.self) { try registry.makeExporter(configuration) }
         #expect(unpaired?.code == .invalidConfiguration && unpaired?.message.contains("client key") == true, "\(String(describing: unpaired))")
 
-        let environment = try #require(try ExporterConfiguration.otlpFromEnvironment([
-            "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318", "OTEL_EXPORTER_OTLP_CERTIFICATE": "/certs/ca.pem",
-            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "/certs/client.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY": "/certs/client-key.pem",
-        ]))
-        #expect(environment.otlp!.certificateFile == "/certs/ca.pem")
-        #expect(environment.otlp!.clientCertificateFile == "/certs/client.pem" && environment.otlp!.clientKeyFile == "/certs/client-key.pem")
+        // The variables name files that must be readable when they are read.
+        let pki = LogDirectory()
+        try FileManager.default.createDirectory(atPath: pki.path, withIntermediateDirectories: true)
+        for name in ["ca.pem", "client.pem", "client-key.pem"] { try "pem".write(toFile: pki.path + "/" + name, atomically: true, encoding: .utf8) }
+        var fromEnvironment = TelemetryFlow.Configuration()
+        try fromEnvironment.applyEnvironment([
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318", "OTEL_EXPORTER_OTLP_CERTIFICATE": pki.path + "/ca.pem",
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": pki.path + "/client.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY": pki.path + "/client-key.pem",
+        ])
+        let environment = try #require(fromEnvironment.exporters.first)
+        #expect(environment.otlp!.certificateFile == pki.path + "/ca.pem")
+        #expect(environment.otlp!.clientCertificateFile == pki.path + "/client.pem" && environment.otlp!.clientKeyFile == pki.path + "/client-key.pem")
     }
 }
 

@@ -104,7 +104,7 @@ extension TelemetryFlow {
         }
 
         /// The exporters as the pipeline gets them: `/v2/…` paths applied when ``useV2API`` is set.
-        var effectiveExporters: [ExporterConfiguration] {
+        public var effectiveExporters: [ExporterConfiguration] {
             guard useV2API else { return exporters }
             return exporters.map { exporter in
                 guard var otlp = exporter.otlp, otlp.protocol != .grpc else { return exporter }

@@ -36,7 +36,7 @@ public final class ExportPipeline: Service, Sendable {
     ///
     /// - Parameters:
     ///   - resource: the resource of the process, which every exported batch is attributed to
-    ///     (``TelemetryFlowCore/Resource/fromEnvironment(_:)`` reads it from the standard variables).
+    ///     (``TelemetryFlow/Configuration/resource`` builds it from the configuration and the environment).
     ///   - clock: the clock of every timer (batch delay, backoff, `Retry-After`, breaker cooldown, shutdown
     ///     deadline); tests pass a manual one.
     ///   - startAt: where a new exporter's cursor starts: the oldest retained event (default), or the end.
