@@ -23,8 +23,8 @@ deps:
 	fi
 
 test-deps:
-	@$(PYTHON) -c "import opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc, google.protobuf, grpc, cryptography" 2>/dev/null || \
-		$(PYTHON) -m pip install -q --disable-pip-version-check opentelemetry-proto protobuf grpcio cryptography
+	@$(PYTHON) -c "import opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc, opentelemetry.trace, google.protobuf, grpc, cryptography" 2>/dev/null || \
+		$(PYTHON) -m pip install -q --disable-pip-version-check opentelemetry-proto opentelemetry-api protobuf grpcio cryptography
 
 build: deps
 	$(SWIFT) build
@@ -51,11 +51,11 @@ test: deps test-deps
 # sanitizers slow every memory access several times, and suites sharing the two-thread cooperative pool would
 # starve one another past their real-time limits. `timeout` ends a run that hangs instead of the CI job.
 SANITIZER_TIMEOUT ?= 1800
-LEAK_CHECKED_SUITES := EventLogTests|AppendQueueTests|QuotaTests|CorruptionTests|HTTPClientTests|ExportScheduleTests|RetryPolicyTests|FileExporterTests|RegistryTests
+LEAK_CHECKED_SUITES := EventLogTests|AppendQueueTests|QuotaTests|CorruptionTests|HTTPClientTests|ExportScheduleTests|RetryPolicyTests|FileExporterTests|RegistryTests|ClientConfigurationTests
 # The suites against the Python OTLP receiver run under AddressSanitizer without the leak check: with it, the
 # shared receiver's runs of StatusMatrixTests stop making progress after a few tests (not understood yet; every
 # suite passes under ThreadSanitizer and under AddressSanitizer without the leak check).
-RECEIVER_SUITES := TLSTests|HTTP2ConnectionTests|StatusMatrixTests|OutageTests|ExportIntegrationTests
+RECEIVER_SUITES := TLSTests|HTTP2ConnectionTests|StatusMatrixTests|OutageTests|ExportIntegrationTests|ClientRecordingTests
 SANITIZER_SUITES := $(LEAK_CHECKED_SUITES)|$(RECEIVER_SUITES)
 test-sanitizers: deps test-deps
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 timeout $(SANITIZER_TIMEOUT) $(SWIFT) test --scratch-path .build-tsan \
