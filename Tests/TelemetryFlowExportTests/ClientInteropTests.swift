@@ -55,6 +55,28 @@ import TelemetryFlowTesting
         await telemetry.shutdown()
     }
 
+    /// The API key secret reaches the request headers only: not the log on disk, not the statistics.
+    @Test func theSecretNeverReachesTheLogOnDisk() async throws {
+        let dir = LogDirectory()
+        let secret = "tfs_q7Rk2mZp9xWvDISK"
+        let telemetry = try await TelemetryFlowBuilder()
+            .withEnvironment(variables: ["TELEMETRYFLOW_API_KEY_ID": "tfk_abcdefgh", "TELEMETRYFLOW_API_KEY_SECRET": secret,
+                                         "TELEMETRYFLOW_DATA_DIR": dir.path, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"])
+            .build()
+        telemetry.log(.info, "hello")
+        telemetry.withSpan("work") { _ in }
+        await telemetry.flush()
+        #expect(!"\(String(describing: telemetry.statistics))".contains("q7Rk2mZp9xWv"))
+        await telemetry.shutdown(timeout: .milliseconds(200))
+        var scanned = 0
+        for name in try FileManager.default.subpathsOfDirectory(atPath: dir.path) {
+            guard let data = FileManager.default.contents(atPath: dir.path + "/" + name) else { continue }
+            scanned += 1
+            #expect(data.range(of: Data("q7Rk2mZp9xWv".utf8)) == nil, "\(name) holds the secret")
+        }
+        #expect(scanned >= 3, "the log's files were read")
+    }
+
     struct Receipt: SignalTypePlugin {
         let signal = try! SignalType("shop.receipt")
         func validate(_ record: CustomSignalRecord) throws {

@@ -178,8 +178,8 @@ public final class PluginRegistry: Sendable {
 
 /// A chain of processors applied in order; the first drop wins.
 ///
-/// It runs on no production path yet: the client layer (not built yet) will run the
-/// configured chain before each append. Until then only code that calls ``process(_:)`` itself applies it.
+/// The client runs the chain of its configuration (`TelemetryFlow.Configuration.processors`) on every recording
+/// call before the append, after the attribute limits; a drop is counted under the processor's reason.
 public struct ProcessorChain: Sendable {
     public let processors: [any TelemetryProcessor]
 
