@@ -1,5 +1,6 @@
 import Foundation
-
+import Logging
+import ServiceLifecycle
 import Testing
 @testable import TelemetryFlow
 
@@ -252,6 +253,28 @@ import Testing
         let logs = try #require(try await receiver.received()["logs"] as? [[String: Any]])
         #expect(Set(logs.compactMap { $0["body"] as? String }) == Set((0..<20).map { "kept \($0)" }))
         await second.shutdown()
+    }
+
+    /// In a `ServiceGroup`: the client exports while the group runs, and its graceful shutdown exports what was
+    /// recorded (metrics collected once more) before the log closes.
+    @Test func aServiceGroupRunsTheClientAndShutsItDownGracefully() async throws {
+        let receiver = try Receiver()
+        let dir = LogDirectory()
+        let telemetry = try await Self.client(receiver, dir)
+        let group = ServiceGroup(services: [telemetry], logger: Logger(label: "client-test"))
+        let running = Task { try await group.run() }
+        telemetry.log(.info, "while running")
+        _ = try await receiver.waitFor { $0["logs"] ?? 0 >= 1 }
+        telemetry.counter("jobs").add(3)
+        telemetry.withSpan("last work") { _ in }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        let stats = try await receiver.stats()
+        #expect(stats["spans"] == 1 && stats["points"] == 1, "\(stats)")
+        let metrics = try #require(try await receiver.received()["metrics"] as? [[String: Any]])
+        #expect(metrics.first?["value"] as? Int == 3)
+        telemetry.log(.info, "after")
+        #expect(telemetry.statistics?.log.dropped[.afterShutdown] == 1)
     }
 
     @Test func aDisabledClientOpensNothingAndRecordsNothing() async throws {
