@@ -63,8 +63,6 @@ public final class CommandBus: Sendable {
     let registry: PluginRegistry
     private let rate: RateLimiter?
     private let open = Atomic<Bool>(true)
-    /// Counts of truncated values and dropped attributes, for the statistics.
-    let droppedAttributes = Atomic<UInt64>(0)
 
     init(log: EventLog, processors: ProcessorChain, limits: AttributeLimits, registry: PluginRegistry, rateLimit: Int?) {
         self.log = log
@@ -107,7 +105,6 @@ public final class CommandBus: Sendable {
     private func limited(_ attributes: Attributes) -> (Attributes, UInt32) {
         guard attributes.count > limits.maxCount || limits.maxValueLength != nil else { return (attributes, 0) }
         let (kept, dropped) = limits.apply(to: attributes)
-        if dropped > 0 { droppedAttributes.add(UInt64(dropped), ordering: .relaxed) }
         return (kept, UInt32(dropped))
     }
 
@@ -140,17 +137,9 @@ public final class CommandBus: Sendable {
 
     public func dispatch(_ command: RecordMeasurement) {
         var m = command.measurement
-        switch m.value {
-        case .double(let v) where !v.isFinite:
+        guard Self.isValid(m.value, for: m.kind) else {
             drop(.invalidMeasurement)
             return
-        case .double(let v) where v < 0 && m.kind == .counter:
-            drop(.invalidMeasurement)
-            return
-        case .int(let v) where v < 0 && m.kind == .counter:
-            drop(.invalidMeasurement)
-            return
-        default: break
         }
         guard admit() else { return }
         if !m.attributes.isEmpty { m.attributes = limited(m.attributes).0 }

@@ -250,8 +250,7 @@ public final class TelemetryFlowClient: Service, Sendable {
         guard let engine, engine.signals.contains(.logs) else { return }
         var attributes = attributes
         if let error {
-            attributes.set("exception.type", .string(String(reflecting: type(of: error))))
-            attributes.set("exception.message", .string(String(describing: error)))
+            for attribute in TelemetrySpan.exceptionAttributes(error) { attributes.set(attribute.key, attribute.value) }
         }
         let now = wallClockNanos()
         let span = (context ?? ServiceContext.current)?.spanContext
@@ -308,9 +307,7 @@ public final class TelemetryFlowClient: Service, Sendable {
             span.end()
             return result
         } catch {
-            span.recordError(error)
-            span.setStatus(SpanStatus(.error, message: String(describing: error)))
-            span.end()
+            span.end(throwing: error)
             throw error
         }
     }
@@ -326,9 +323,7 @@ public final class TelemetryFlowClient: Service, Sendable {
             span.end()
             return result
         } catch {
-            span.recordError(error)
-            span.setStatus(SpanStatus(.error, message: String(describing: error)))
-            span.end()
+            span.end(throwing: error)
             throw error
         }
     }

@@ -151,12 +151,22 @@ public final class TelemetrySpan: Sendable {
     /// `withSpan` does it for an error its closure throws.
     public func recordError(_ error: any Error, attributes: Attributes = [:]) {
         guard isRecording else { return }
-        var all: Attributes = [
-            "exception.type": .string(String(reflecting: type(of: error))),
-            "exception.message": .string(String(describing: error)),
-        ]
+        var all = Self.exceptionAttributes(error)
         for attribute in attributes { all.set(attribute.key, attribute.value) }
         addEvent("exception", attributes: all)
+    }
+
+    /// `exception.type` and `exception.message` of `error`, as the OpenTelemetry semantic conventions name them
+    /// (for span exception events and for log records with an error).
+    static func exceptionAttributes(_ error: any Error) -> Attributes {
+        ["exception.type": .string(String(reflecting: type(of: error))), "exception.message": .string(String(describing: error))]
+    }
+
+    /// How `withSpan` ends a span whose closure threw: an `exception` event, status error, then ``end(at:)``.
+    func end(throwing error: any Error) {
+        recordError(error)
+        setStatus(SpanStatus(.error, message: String(describing: error)))
+        end()
     }
 
     /// Ends the span (now unless `at` is given) and appends it; later calls do nothing.

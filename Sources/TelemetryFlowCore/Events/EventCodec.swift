@@ -129,14 +129,7 @@ package enum EventCodec {
             w.appendUnchecked(timestampUnixNano >> 32)
             w.append(contentsOf: prefix)
             writeAttributeBlock(attributes, into: &w)
-            switch value {
-            case .int(let v):
-                w.append(0)
-                w.writeRawFixed64(UInt64(bitPattern: v))
-            case .double(let v):
-                w.append(1)
-                w.writeRawFixed64(v.bitPattern)
-            }
+            writeMeasurementValue(value, into: &w)
             w.storeLittleEndian(UInt32(w.count - headerSize), at: 12)
             w.appendLittleEndian(UInt32(0))
             return w.withUnsafeBytes { body($0) }
@@ -152,6 +145,19 @@ package enum EventCodec {
     static func writeScope(_ scope: InstrumentationScope, into w: inout ProtobufWriter) {
         w.writeString(scope.name)
         w.writeString(scope.version)
+    }
+
+    /// A measurement's value: a tag (0 = int64, 1 = double), then the 8 bytes little-endian.
+    @inline(__always)
+    static func writeMeasurementValue(_ value: MetricValue, into w: inout ProtobufWriter) {
+        switch value {
+        case .int(let v):
+            w.append(0)
+            w.writeRawFixed64(UInt64(bitPattern: v))
+        case .double(let v):
+            w.append(1)
+            w.writeRawFixed64(v.bitPattern)
+        }
     }
 
     /// Writes attributes as a length-prefixed block that is itself a protobuf message of `KeyValue`s in field 1.
@@ -170,14 +176,7 @@ package enum EventCodec {
             w.writeString(m.unit)
             writeScope(m.scope, into: &w)
             writeAttributeBlock(m.attributes, into: &w)
-            switch m.value {
-            case .int(let v):
-                w.append(0)
-                w.writeRawFixed64(UInt64(bitPattern: v))
-            case .double(let v):
-                w.append(1)
-                w.writeRawFixed64(v.bitPattern)
-            }
+            writeMeasurementValue(m.value, into: &w)
             switch m.kind {
             case .counter: return .counterMeasurement
             case .upDownCounter: return .upDownCounterMeasurement
