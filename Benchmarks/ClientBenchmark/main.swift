@@ -3,8 +3,9 @@
 //
 //   tflow-client-bench [--calls N] [--memory-calls N] [--dir DIR] [--only counter|histogram|log|span|memory]
 //
-// Per call: the median and p99 of the time per call over blocks of 64 calls (one clock read per block), and the
-// throughput of all threads together. Calls the log had to drop (its queue full while the writer was behind) are
+// Per call: the median and p99 of the time per call over blocks of 64 calls (one clock read per block), the
+// recording threads' own CPU time per call (CLOCK_THREAD_CPUTIME_ID: what a call costs its caller, preemption
+// excluded), and the throughput of all threads together. Calls the log had to drop (its queue full while the writer was behind) are
 // counted and printed: a dropped call is cheaper than a recorded one, so a figure with drops says so.
 // Memory: the process's anonymous RSS (/proc/self/status RssAnon) sampled every million calls while one thread
 // records 10 M counter adds.
@@ -35,6 +36,12 @@ func monotonic() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
+func threadCPU() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
 func anonymousKiB() -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
         let line = status.split(separator: "\n").first(where: { $0.hasPrefix("RssAnon:") })
@@ -56,24 +63,29 @@ func anonymousKiB() -> Int {
 }
 
 /// Runs `body` `perThread` times on each of `threads` threads; returns per-call block medians and the wall time.
-func measure(threads: Int, perThread: Int, _ body: @escaping @Sendable () -> Void) -> (median: Double, p99: Double, seconds: Double) {
+func measure(threads: Int, perThread: Int, _ body: @escaping @Sendable () -> Void) -> (median: Double, p99: Double, seconds: Double, cpu: Double) {
     let block = 64
     let samples = Mutex<[Double]>([])
+    let cpu = Mutex<UInt64>(0)
     let start = monotonic()
     var workers: [Thread] = []
     let done = DispatchGroup()
     for _ in 0..<threads {
         done.enter()
         let thread = Thread {
+            Thread.current.name = "bench-recorder"
             var mine: [Double] = []
             mine.reserveCapacity(perThread / block + 1)
             var n = 0
+            let cpu0 = threadCPU()
             while n < perThread {
                 let t0 = monotonic()
                 for _ in 0..<block { body() }
                 mine.append(Double(monotonic() - t0) / Double(block))
                 n += block
             }
+            let used = threadCPU() - cpu0
+            cpu.withLock { $0 += used }
             samples.withLock { $0 += mine }
             done.leave()
         }
@@ -83,7 +95,8 @@ func measure(threads: Int, perThread: Int, _ body: @escaping @Sendable () -> Voi
     done.wait()
     let seconds = Double(monotonic() - start) / 1e9
     let sorted = samples.withLock { $0 }.sorted()
-    return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)], seconds)
+    let cpuPerCall = Double(cpu.withLock { $0 }) / Double(threads * perThread)
+    return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)], seconds, cpuPerCall)
 }
 
 let operations: [(String, Int)] = [("counter", calls), ("histogram", calls), ("log", calls / 2), ("span", calls / 4)]
@@ -108,7 +121,7 @@ for (operation, count) in operations where only == nil || only == operation {
         let stats = telemetry.statistics?.log
         let dropped = stats?.dropped.values.reduce(0, +) ?? 0
         let total = perThread * threads
-        emit(#"{"bench":"client_\#(operation)","threads":\#(threads),"calls":\#(total),"median_ns":\#(Int(result.median.rounded())),"p99_ns":\#(Int(result.p99.rounded())),"calls_per_s":\#(Int(Double(total) / result.seconds)),"dropped":\#(dropped),"appended":\#(stats?.appended ?? 0)}"#)
+        emit(#"{"bench":"client_\#(operation)","threads":\#(threads),"calls":\#(total),"median_ns":\#(Int(result.median.rounded())),"p99_ns":\#(Int(result.p99.rounded())),"cpu_ns_per_call":\#(Int(result.cpu.rounded())),"calls_per_s":\#(Int(Double(total) / result.seconds)),"dropped":\#(dropped),"appended":\#(stats?.appended ?? 0)}"#)
         await telemetry.shutdown(timeout: .seconds(5))
         try? FileManager.default.removeItem(atPath: baseDir + "/\(operation)-\(threads)")
     }

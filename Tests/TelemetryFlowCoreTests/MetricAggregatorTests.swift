@@ -83,5 +83,59 @@ import Testing
         #expect(restored.snapshot(timeUnixNano: 9) == a.snapshot(timeUnixNano: 9))
         #expect(restored.lastCollectionUnixNano == 5)
     }
-}
 
+    func stored(_ m: MetricMeasurement, sequence: UInt64, time: UInt64) throws -> StoredEvent {
+        let record = EventCodec.encode(.measurement(m), timestampUnixNano: time, sequence: sequence)
+        let envelope = try record.withUnsafeBytes { try EventCodec.envelope(of: $0, sequence: sequence) }
+        return StoredEvent(sequence: sequence, type: envelope.type, timestampUnixNano: time, record: record[...], payload: record[envelope.payload])
+    }
+
+    @Test func foldingStoredRecordsGivesWhatFoldingDecodedMeasurementsGives() throws {
+        var configuration = MetricAggregationConfiguration()
+        configuration.cardinalityLimit = 3
+        configuration.histogramBoundsByInstrument["h"] = [1, 10]
+        var measurements: [MetricMeasurement] = []
+        for i in 0..<40 {
+            measurements.append(m(.counter, "c", .int(Int64(i % 3)), ["route": .string("/r\(i % 5)")]))
+            measurements.append(m(.upDownCounter, "u", .int(Int64(i % 2 == 0 ? 2 : -1)), ["a": 1, "b": "x"]))
+            measurements.append(m(.upDownCounter, "u", .int(1), ["b": "x", "a": 1]))  // same series, other order
+            measurements.append(m(.gauge, "g", .double(Double(i)), [:]))
+            measurements.append(m(.histogram, "h", .double(Double(i % 12)), ["k": true]))
+        }
+        measurements.append(m(.counter, "c", .int(-4), ["route": "/r0"]))  // refused, on a cached series
+        measurements.append(m(.gauge, "g", .double(.nan)))
+        var decoded = MetricAggregator(configuration: configuration, startUnixNano: 1)
+        var fromBytes = MetricAggregator(configuration: configuration, startUnixNano: 1)
+        for (i, measurement) in measurements.enumerated() {
+            decoded.fold(measurement, timeUnixNano: UInt64(10 + i))
+            fromBytes.fold(try stored(measurement, sequence: UInt64(i + 1), time: UInt64(10 + i)))
+        }
+        #expect(fromBytes.snapshot(timeUnixNano: 99) == decoded.snapshot(timeUnixNano: 99))
+        #expect(fromBytes.overflowMeasurements == decoded.overflowMeasurements && fromBytes.overflowMeasurements > 0)
+        #expect(fromBytes.invalidMeasurements == 2 && decoded.invalidMeasurements == 2)
+        #expect(fromBytes.seen.count > 0, "later measurements of a series were folded from their bytes")
+        // A delta interval forgets the series and the table with them.
+        var delta = MetricAggregationConfiguration()
+        delta.temporality = .delta
+        var d = MetricAggregator(configuration: delta, startUnixNano: 1)
+        d.fold(try stored(m(.counter, "c", .int(2)), sequence: 1, time: 2))
+        d.fold(try stored(m(.counter, "c", .int(3)), sequence: 2, time: 3))
+        #expect(point(d.collect(foldedThrough: 2, timeUnixNano: 4).metrics, "c")?.value == .number(.int(5)))
+        #expect(d.seen.count == 0)
+        d.fold(try stored(m(.counter, "c", .int(7)), sequence: 3, time: 5))
+        #expect(point(d.collect(foldedThrough: 3, timeUnixNano: 6).metrics, "c")?.value == .number(.int(7)))
+    }
+
+    @Test func aPayloadThatDoesNotDecodeIsCountedNotFolded() throws {
+        var a = MetricAggregator(configuration: MetricAggregationConfiguration())
+        let good = try stored(m(.counter, "c", .int(1)), sequence: 1, time: 1)
+        var bytes = Array(good.payload)
+        bytes[bytes.count - 9] = 7  // an unknown value tag
+        let bad = StoredEvent(sequence: 2, type: good.type, timestampUnixNano: 1, record: good.record, payload: bytes[...])
+        a.fold(bad)
+        a.fold(good)
+        a.fold(bad)  // now the series is known: the tag is still checked
+        #expect(a.invalidMeasurements == 2)
+        #expect(point(a.snapshot(timeUnixNano: 2), "c")?.value == .number(.int(1)))
+    }
+}

@@ -21,10 +21,12 @@ struct InstrumentCore: Sendable {
         prefix = EventCodec.measurementPrefix(name: name, unit: unit, scope: scope)
     }
 
+    /// Stamped with the coarse wall clock: OpenTelemetry points carry their collection's time, and a
+    /// measurement's own time only starts a cumulative series, where a tick's resolution is enough.
     @inline(__always)
     func record(_ value: MetricValue, _ attributes: Attributes) {
         guard let bus else { return }
-        bus.record(self, value, attributes, timeUnixNano: wallClockNanos())
+        bus.record(self, value, attributes, timeUnixNano: coarseWallClockNanos())
     }
 }
 

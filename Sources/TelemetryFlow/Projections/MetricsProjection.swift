@@ -72,7 +72,7 @@ public final class MetricsProjection: Service, Sendable {
                     aggregator.reset(at: boundaries[next].time)
                     next += 1
                 }
-                if let m = try event.measurement() { aggregator.fold(m, timeUnixNano: event.timestampUnixNano) }
+                aggregator.fold(event)
             }
             position = batch.endSequence
         }
@@ -105,9 +105,7 @@ public final class MetricsProjection: Service, Sendable {
     public func catchUp() throws {
         try Self.scan(log, after: state.withLock { $0.position }) { batch in
             state.withLock { s in
-                for event in batch where event.isMeasurement {
-                    if let m = try? event.measurement() { s.aggregator.fold(m, timeUnixNano: event.timestampUnixNano) }
-                }
+                for event in batch { s.aggregator.fold(event) }
                 s.position = batch.endSequence
             }
         }

@@ -9,10 +9,22 @@ public final class OpenSpansProjection: Sendable {
     public static let cursorName = "projection.open_spans"
     public static let checkpointName = "open_spans"
 
-    /// One open span: its `span_started` record and the last time recorded for it.
+    /// One open span: its `span_started` record (sealed under `sequence`) and the last time recorded for it.
+    ///
+    /// While its batch is being folded the record is a slice of the batch (most spans end within the same
+    /// batch, and are then never copied); at the end of the batch, the records of spans still open are copied
+    /// out, so that no batch stays in memory for a long span.
     struct Open: Sendable {
-        var started: [UInt8]
+        var started: ArraySlice<UInt8>
+        var sequence: UInt64
         var lastTimeUnixNano: UInt64
+
+        /// The record sealed under sequence 0, as the checkpoint stores it.
+        var checkpointRecord: [UInt8] {
+            var record = Array(started)
+            if sequence != 0 { record.withUnsafeMutableBytes { EventCodec.sealChecksum($0, sequence: 0) } }
+            return record
+        }
     }
 
     struct Key: Hashable, Sendable {
@@ -50,7 +62,8 @@ public final class OpenSpansProjection: Sendable {
     public var openSpans: [(span: SpanData, scope: InstrumentationScope, lastTimeUnixNano: UInt64)] {
         let open = state.withLock { $0.open }
         return open.values.compactMap { entry in
-            guard case .spanStarted(let span, let scope)? = try? EventCodec.decode(entry.started, sequence: 0).event else { return nil }
+            guard case .spanStarted(let span, let scope)? = try? EventCodec.decode(Array(entry.started), sequence: entry.sequence).event
+            else { return nil }
             return (span, scope, entry.lastTimeUnixNano)
         }.sorted { $0.span.startTimeUnixNano < $1.span.startTimeUnixNano }
     }
@@ -62,7 +75,9 @@ public final class OpenSpansProjection: Sendable {
             let batch = try log.read(after: position, maxCount: 4096, maxBytes: 8 << 20)
             if batch.endSequence == position { return }
             state.withLock { s in
-                for event in batch { Self.fold(event, into: &s.open) }
+                var fromBatch: [Key] = []
+                for event in batch { Self.fold(event, into: &s.open, fromBatch: &fromBatch) }
+                for key in fromBatch where s.open[key] != nil { s.open[key]!.started = ArraySlice(Array(s.open[key]!.started)) }
                 s.position = batch.endSequence
             }
         }
@@ -81,23 +96,24 @@ public final class OpenSpansProjection: Sendable {
         return Key(trace: trace, span: span)
     }
 
-    private static func fold(_ event: StoredEvent, into open: inout [Key: Open]) {
+    private static func fold(_ event: StoredEvent, into open: inout [Key: Open], fromBatch: inout [Key]) {
         switch event.type {
         case .spanStarted:
-            // The record is kept as stored (re-sealed under sequence 0: the copy lives in the checkpoint, not under
-            // its own key); only the ids are read now.
+            // The record is kept as stored (the checkpoint re-seals its copy under sequence 0: it lives there, not
+            // under its own key); only the ids are read now.
             guard let item = try? event.otlpItem(), let key = key(ofSpan: item.message) else { return }
-            var record = Array(event.record)
-            record.withUnsafeMutableBytes { EventCodec.sealChecksum($0, sequence: 0) }
-            open[key] = Open(started: record, lastTimeUnixNano: event.timestampUnixNano)
+            open[key] = Open(started: event.record, sequence: event.sequence, lastTimeUnixNano: event.timestampUnixNano)
+            fromBatch.append(key)
         case .spanEventAdded:
             guard case .spanEventAdded(let trace, let span, let added)? = try? event.decode() else { return }
             let key = Key(trace: trace, span: span)
             // The event travels with the span if it is cut off: it is added to the stored start record.
-            guard var entry = open[key], case .spanStarted(var started, let scope)? = try? EventCodec.decode(entry.started, sequence: 0).event
+            guard var entry = open[key],
+                case .spanStarted(var started, let scope)? = try? EventCodec.decode(Array(entry.started), sequence: entry.sequence).event
             else { return }
             started.events.append(added)
-            entry.started = EventCodec.encode(.spanStarted(started, scope: scope), timestampUnixNano: started.startTimeUnixNano, sequence: 0)
+            entry.started = EventCodec.encode(.spanStarted(started, scope: scope), timestampUnixNano: started.startTimeUnixNano, sequence: 0)[...]
+            entry.sequence = 0
             entry.lastTimeUnixNano = max(entry.lastTimeUnixNano, added.timeUnixNano)
             open[key] = entry
         case .spanEnded:
@@ -160,8 +176,9 @@ public final class OpenSpansProjection: Sendable {
         u32(UInt32(open.count))
         for entry in open.values {
             withUnsafeBytes(of: entry.lastTimeUnixNano.littleEndian) { out += $0 }
-            u32(UInt32(entry.started.count))
-            out += entry.started
+            let record = entry.checkpointRecord
+            u32(UInt32(record.count))
+            out += record
         }
         return out
     }
@@ -183,7 +200,7 @@ public final class OpenSpansProjection: Sendable {
             guard case .spanStarted(let span, _) = try EventCodec.decode(record, sequence: 0).event else {
                 throw TelemetryFlowError(.corruptedRecord, "the open-spans checkpoint holds an event that is not a started span")
             }
-            open[Key(trace: span.traceID, span: span.spanID)] = Open(started: record, lastTimeUnixNano: last)
+            open[Key(trace: span.traceID, span: span.spanID)] = Open(started: record[...], sequence: 0, lastTimeUnixNano: last)
         }
         return open
     }

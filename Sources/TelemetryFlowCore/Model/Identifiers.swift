@@ -26,8 +26,12 @@ public struct TraceID: Sendable, Hashable, CustomStringConvertible {
     /// Parses 16 bytes.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 16 else { return nil }
-        let array = Array(bytes)
-        self.init(high: fromBigEndian(array[0..<8]), low: fromBigEndian(array[8..<16]))
+        guard let words = bytes.withContiguousStorageIfAvailable({ bigEndianWords($0) }) else {
+            let array = Array(bytes)
+            self.init(high: fromBigEndian(array[0..<8]), low: fromBigEndian(array[8..<16]))
+            return
+        }
+        self.init(high: words.0, low: words.1)
     }
 
     /// Parses 32 lowercase or uppercase hex digits.
@@ -63,7 +67,7 @@ public struct SpanID: Sendable, Hashable, CustomStringConvertible {
     /// Parses 8 bytes.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 8 else { return nil }
-        self.init(fromBigEndian(Array(bytes)[...]))
+        self.init(bytes.withContiguousStorageIfAvailable({ bigEndianWords($0).0 }) ?? fromBigEndian(Array(bytes)[...]))
     }
 
     /// Parses 16 hex digits.
@@ -78,6 +82,15 @@ public struct SpanID: Sendable, Hashable, CustomStringConvertible {
 
 func bigEndianBytes(_ value: UInt64) -> [UInt8] {
     (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * UInt64($0))) }
+}
+
+/// The first one or two big-endian 8-byte words of `bytes` (8 or 16 bytes long), read in place.
+@inline(__always)
+func bigEndianWords(_ bytes: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64) {
+    let raw = UnsafeRawBufferPointer(bytes)
+    let first = UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self))
+    let second = raw.count >= 16 ? UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) : 0
+    return (first, second)
 }
 
 func fromBigEndian(_ bytes: ArraySlice<UInt8>) -> UInt64 {

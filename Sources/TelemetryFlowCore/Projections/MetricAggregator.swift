@@ -1,5 +1,10 @@
 /// Folds metric measurements into sums, last-value gauges and histograms per instrument and attribute set
 /// (the read model behind `metrics_collected` events). A value type: the projection checkpoints it.
+///
+/// Two ways in: ``fold(_:timeUnixNano:)`` takes a decoded measurement; ``fold(_:)`` takes a stored event and,
+/// for a series it has seen in this interval, folds from the record's bytes without decoding them (a
+/// measurement's payload is its series — instrument, unit, scope, attributes — then its value; identical series
+/// bytes always decode to the same series).
 package struct MetricAggregator: Sendable {
     struct InstrumentKey: Hashable, Sendable {
         var name: String
@@ -8,28 +13,29 @@ package struct MetricAggregator: Sendable {
         var scope: InstrumentationScope
     }
 
-    enum Aggregate: Sendable {
-        case sum(MetricValue)
-        case gauge(MetricValue)
-        case histogram(HistogramPoint)
-    }
-
+    /// One series: its start time and its aggregate (a sum or last value in `value`, or a histogram).
     struct Stream: Sendable {
         var start: UInt64
-        var aggregate: Aggregate
+        var kind: InstrumentKind
+        var value: MetricValue
+        var histogram: HistogramPoint?
     }
 
     package let configuration: MetricAggregationConfiguration
     /// Instrument descriptions by name, as the client's instruments declare them (exported with the points; not
     /// part of the checkpoint: the instruments declare them again after a restart).
     package var descriptions: [String: String] = [:]
-    var instruments: [InstrumentKey: [Attributes: Stream]] = [:]
+    /// Every instrument's series, as indexes into ``streams``.
+    var instruments: [InstrumentKey: [Attributes: Int]] = [:]
     var order: [InstrumentKey] = []
+    var streams: [Stream] = []
+    /// Series bytes of stored measurements → their stream (cleared with the streams).
+    var seen = SeriesTable()
     /// The end of the last collection (start of the current delta interval).
     package private(set) var lastCollectionUnixNano: UInt64 = 0
     /// Measurements folded into overflow series because an instrument hit the cardinality limit.
     package private(set) var overflowMeasurements: UInt64 = 0
-    /// Measurements refused: NaN or infinite values, negative counter increments.
+    /// Measurements refused: NaN or infinite values, negative counter increments, payloads that do not decode.
     package private(set) var invalidMeasurements: UInt64 = 0
 
     static let overflowAttributes: Attributes = ["otel.metric.overflow": true]
@@ -40,14 +46,48 @@ package struct MetricAggregator: Sendable {
     }
 
     /// Number of series held.
-    package var seriesCount: Int { instruments.values.reduce(0) { $0 + $1.count } }
+    package var seriesCount: Int { streams.count }
 
     /// Folds one measurement recorded at `timeUnixNano`.
     package mutating func fold(_ m: MetricMeasurement, timeUnixNano: UInt64) {
-        let number = m.value.asDouble
-        guard number.isFinite, !(m.kind == .counter && number < 0) else {
+        _ = foldDecoded(m, timeUnixNano: timeUnixNano)
+    }
+
+    /// Folds one stored event if it is a measurement (other events are ignored). A payload that does not decode
+    /// is counted as invalid.
+    package mutating func fold(_ event: StoredEvent) {
+        guard event.isMeasurement else { return }
+        let payload = event.payload
+        let kind = event.type.rawValue
+        // The value is the payload's last 9 bytes: a tag (0 = int64, 1 = double) and 8 bytes little-endian.
+        if payload.count > 9 {
+            let folded = payload.withUnsafeBytes { bytes -> Bool in
+                let series = UnsafeRawBufferPointer(rebasing: bytes[..<(bytes.count - 9)])
+                guard let entry = seen.find(series, kind: kind) else { return false }
+                let tag = bytes[bytes.count - 9]
+                guard tag <= 1 else { return false }
+                let bits = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self))
+                let value: MetricValue = tag == 0 ? .int(Int64(bitPattern: bits)) : .double(Double(bitPattern: bits))
+                apply(value, to: Int(entry.stream), overflow: entry.overflow)
+                return true
+            }
+            if folded { return }
+        }
+        guard let m = try? event.measurement() else {
             invalidMeasurements += 1
             return
+        }
+        guard let (stream, overflow) = foldDecoded(m, timeUnixNano: event.timestampUnixNano), payload.count > 9 else { return }
+        payload.withUnsafeBytes { bytes in
+            seen.insert(UnsafeRawBufferPointer(rebasing: bytes[..<(bytes.count - 9)]), kind: kind, stream: stream, overflow: overflow)
+        }
+    }
+
+    /// Folds a decoded measurement; returns its stream and whether it is an overflow series (nil when refused).
+    private mutating func foldDecoded(_ m: MetricMeasurement, timeUnixNano: UInt64) -> (stream: Int, overflow: Bool)? {
+        guard Self.isValid(m.value, kind: m.kind) else {
+            invalidMeasurements += 1
+            return nil
         }
         let key = InstrumentKey(name: m.name, kind: m.kind, unit: m.unit, scope: m.scope)
         if instruments[key] == nil {
@@ -55,28 +95,47 @@ package struct MetricAggregator: Sendable {
             order.append(key)
         }
         var attributes = m.attributes.sortedByKey()
+        var overflow = false
         if instruments[key]![attributes] == nil && instruments[key]!.count >= configuration.cardinalityLimit {
             attributes = Self.overflowAttributes
-            overflowMeasurements += 1
+            overflow = true
         }
-        let start = configuration.temporality == .delta ? lastCollectionUnixNano : timeUnixNano
-        var stream = instruments[key]![attributes] ?? Stream(start: start, aggregate: empty(for: key))
-        switch stream.aggregate {
-        case .sum(let current): stream.aggregate = .sum(Self.add(current, m.value))
-        case .gauge: stream.aggregate = .gauge(m.value)
-        case .histogram(var h):
-            h.record(number)
-            stream.aggregate = .histogram(h)
+        let index: Int
+        if let existing = instruments[key]![attributes] {
+            index = existing
+        } else {
+            index = streams.count
+            let start = configuration.temporality == .delta ? lastCollectionUnixNano : timeUnixNano
+            streams.append(empty(for: key, start: start))
+            instruments[key]![attributes] = index
         }
-        instruments[key]![attributes] = stream
+        apply(m.value, to: index, overflow: overflow)
+        return (index, overflow)
     }
 
-    private func empty(for key: InstrumentKey) -> Aggregate {
-        switch key.kind {
-        case .counter, .upDownCounter: return .sum(.int(0))
-        case .gauge: return .gauge(.int(0))
-        case .histogram: return .histogram(HistogramPoint(bounds: configuration.histogramBoundsByInstrument[key.name] ?? configuration.histogramBounds))
+    private static func isValid(_ value: MetricValue, kind: InstrumentKind) -> Bool {
+        let number = value.asDouble
+        return number.isFinite && !(kind == .counter && number < 0)
+    }
+
+    @inline(__always)
+    private mutating func apply(_ value: MetricValue, to index: Int, overflow: Bool) {
+        guard Self.isValid(value, kind: streams[index].kind) else {
+            invalidMeasurements += 1
+            return
         }
+        if overflow { overflowMeasurements += 1 }
+        switch streams[index].kind {
+        case .counter, .upDownCounter: streams[index].value = Self.add(streams[index].value, value)
+        case .gauge: streams[index].value = value
+        case .histogram: streams[index].histogram!.record(value.asDouble)
+        }
+    }
+
+    private func empty(for key: InstrumentKey, start: UInt64) -> Stream {
+        let histogram = key.kind == .histogram
+            ? HistogramPoint(bounds: configuration.histogramBoundsByInstrument[key.name] ?? configuration.histogramBounds) : nil
+        return Stream(start: start, kind: key.kind, value: .int(0), histogram: histogram)
     }
 
     static func add(_ a: MetricValue, _ b: MetricValue) -> MetricValue {
@@ -99,12 +158,9 @@ package struct MetricAggregator: Sendable {
     package func snapshot(timeUnixNano: UInt64) -> [MetricData] {
         order.compactMap { key in
             guard let streams = instruments[key], !streams.isEmpty else { return nil }
-            let points = streams.sorted { $0.key.description < $1.key.description }.map { attributes, stream in
-                let value: MetricPoint.Value
-                switch stream.aggregate {
-                case .sum(let v), .gauge(let v): value = .number(v)
-                case .histogram(let h): value = .histogram(h)
-                }
+            let points = streams.sorted { $0.key.description < $1.key.description }.map { attributes, index in
+                let stream = self.streams[index]
+                let value: MetricPoint.Value = stream.histogram.map { .histogram($0) } ?? .number(stream.value)
                 return MetricPoint(attributes: attributes, startTimeUnixNano: key.kind == .gauge ? 0 : stream.start, timeUnixNano: timeUnixNano, value: value)
             }
             let kind: MetricData.Kind
@@ -124,6 +180,8 @@ package struct MetricAggregator: Sendable {
         if configuration.temporality == .delta {
             instruments.removeAll(keepingCapacity: true)
             order.removeAll(keepingCapacity: true)
+            streams.removeAll(keepingCapacity: true)
+            seen.removeAll()
         }
     }
 
@@ -156,17 +214,22 @@ package struct MetricAggregator: Sendable {
             }
             let key = InstrumentKey(name: metric.name, kind: kind, unit: metric.unit, scope: metric.scope)
             if instruments[key] == nil { order.append(key) }
-            var streams: [Attributes: Stream] = [:]
+            var series = instruments[key] ?? [:]
             for point in metric.points {
-                let aggregate: Aggregate
-                switch (point.value, kind) {
-                case (.histogram(let h), _): aggregate = .histogram(h)
-                case (.number(let v), .gauge): aggregate = .gauge(v)
-                case (.number(let v), _): aggregate = .sum(v)
+                var stream = Stream(start: point.startTimeUnixNano, kind: kind, value: .int(0), histogram: nil)
+                switch point.value {
+                case .histogram(let h) where kind == .histogram: stream.histogram = h
+                case .number(let v) where kind != .histogram: stream.value = v
+                default: throw TelemetryFlowError(.decoding, "metrics checkpoint: a point of \(metric.name) does not match its kind")
                 }
-                streams[point.attributes] = Stream(start: point.startTimeUnixNano, aggregate: aggregate)
+                if let existing = series[point.attributes] {
+                    streams[existing] = stream
+                } else {
+                    series[point.attributes] = streams.count
+                    streams.append(stream)
+                }
             }
-            instruments[key] = streams
+            instruments[key] = series
         }
     }
 }
