@@ -113,7 +113,7 @@ public final class CommandBus: Sendable {
     @inline(__always)
     func record(_ instrument: borrowing InstrumentCore, _ value: MetricValue, _ attributes: borrowing Attributes, timeUnixNano: UInt64) {
         guard processors.processors.isEmpty, rate == nil, attributes.count <= limits.maxCount, limits.maxValueLength == nil,
-            Self.isValid(value, for: instrument.kind), open.load(ordering: .relaxed)
+            value.isValid(for: instrument.kind), open.load(ordering: .relaxed)
         else {
             dispatch(RecordMeasurement(
                 measurement: MetricMeasurement(
@@ -127,17 +127,9 @@ public final class CommandBus: Sendable {
         }
     }
 
-    @inline(__always)
-    static func isValid(_ value: MetricValue, for kind: InstrumentKind) -> Bool {
-        switch value {
-        case .double(let v): return v.isFinite && (v >= 0 || kind != .counter)
-        case .int(let v): return v >= 0 || kind != .counter
-        }
-    }
-
     public func dispatch(_ command: RecordMeasurement) {
         var m = command.measurement
-        guard Self.isValid(m.value, for: m.kind) else {
+        guard m.value.isValid(for: m.kind) else {
             drop(.invalidMeasurement)
             return
         }

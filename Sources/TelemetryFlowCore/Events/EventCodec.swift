@@ -147,6 +147,19 @@ package enum EventCodec {
         w.writeString(scope.version)
     }
 
+    /// The bytes a measurement's value takes at the end of its payload (``writeMeasurementValue(_:into:)``).
+    package static let measurementValueSize = 9
+
+    /// The value of a tag and its 8 bytes (as a little-endian word); nil for an unknown tag.
+    @inline(__always)
+    package static func measurementValue(tag: UInt8, bits: UInt64) -> MetricValue? {
+        switch tag {
+        case 0: return .int(Int64(bitPattern: bits))
+        case 1: return .double(Double(bitPattern: bits))
+        default: return nil
+        }
+    }
+
     /// A measurement's value: a tag (0 = int64, 1 = double), then the 8 bytes little-endian.
     @inline(__always)
     static func writeMeasurementValue(_ value: MetricValue, into w: inout ProtobufWriter) {
@@ -278,12 +291,8 @@ package enum EventCodec {
             let scope = InstrumentationScope(name: try r.string(), version: try r.string())
             let attributes = try r.attributeBlock()
             let tag = try r.bytes(1).first!
-            let bits = try r.fixed64()
-            let value: MetricValue
-            switch tag {
-            case 0: value = .int(Int64(bitPattern: bits))
-            case 1: value = .double(Double(bitPattern: bits))
-            default: throw TelemetryFlowError(.decoding, "measurement value tag \(tag) is unknown")
+            guard let value = measurementValue(tag: tag, bits: try r.fixed64()) else {
+                throw TelemetryFlowError(.decoding, "measurement value tag \(tag) is unknown")
             }
             try r.expectEnd()
             return .measurement(

@@ -91,6 +91,20 @@ public struct StoredEvent: Sendable {
         return m
     }
 
+    /// For measurement events: the series bytes (instrument name, unit, scope and attribute block, as encoded:
+    /// equal bytes are the same series) and the value, read in place. Nil for other types, or a payload too
+    /// short or with an unknown value tag (``measurement()`` says what is wrong).
+    @inline(__always)
+    package func withMeasurementSeries<R>(_ body: (_ series: UnsafeRawBufferPointer, _ value: MetricValue?) -> R) -> R? {
+        let size = EventCodec.measurementValueSize
+        guard isMeasurement, payload.count > size else { return nil }
+        return payload.withUnsafeBytes { bytes in
+            let tag = bytes[bytes.count - size]
+            let bits = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - size + 1, as: UInt64.self))
+            return body(UnsafeRawBufferPointer(rebasing: bytes[..<(bytes.count - size)]), EventCodec.measurementValue(tag: tag, bits: bits))
+        }
+    }
+
     /// For `metrics_collected` events: the last measurement the collection folded and its time, read without
     /// decoding the points. Nil for other types or a payload too short to hold them.
     public var collectionHeader: (foldedThrough: UInt64, timeUnixNano: UInt64)? {

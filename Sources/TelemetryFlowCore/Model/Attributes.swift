@@ -3,7 +3,6 @@ public struct Attribute: Sendable, Hashable {
     public var key: String
     public var value: AttributeValue
 
-    @inlinable
     public init(_ key: String, _ value: AttributeValue) {
         self.key = key
         self.value = value
@@ -15,14 +14,10 @@ public struct Attribute: Sendable, Hashable {
 public struct Attributes: Sendable, Hashable, ExpressibleByDictionaryLiteral, RandomAccessCollection {
     public var elements: [Attribute]
 
-    @inlinable
     public init(_ elements: [Attribute] = []) { self.elements = elements }
 
     public init(dictionaryLiteral elements: (String, AttributeValue)...) {
-        var attributes: [Attribute] = []
-        attributes.reserveCapacity(elements.count)
-        for (key, value) in elements { attributes.append(Attribute(key, value)) }
-        self.elements = attributes
+        self.elements = elements.map { Attribute($0.0, $0.1) }
     }
 
     public var startIndex: Int { elements.startIndex }

@@ -109,3 +109,14 @@ public struct LifecycleEvent: Sendable, Hashable {
         self.attributes = attributes
     }
 }
+
+extension MetricValue {
+    /// Whether an instrument of `kind` accepts the value: finite, and not negative for a counter.
+    @inlinable
+    package func isValid(for kind: InstrumentKind) -> Bool {
+        switch self {
+        case .double(let v): return v.isFinite && (v >= 0 || kind != .counter)
+        case .int(let v): return v >= 0 || kind != .counter
+        }
+    }
+}

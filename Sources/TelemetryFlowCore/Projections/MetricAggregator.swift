@@ -57,35 +57,24 @@ package struct MetricAggregator: Sendable {
     /// is counted as invalid.
     package mutating func fold(_ event: StoredEvent) {
         guard event.isMeasurement else { return }
-        let payload = event.payload
         let kind = event.type.rawValue
-        // The value is the payload's last 9 bytes: a tag (0 = int64, 1 = double) and 8 bytes little-endian.
-        if payload.count > 9 {
-            let folded = payload.withUnsafeBytes { bytes -> Bool in
-                let series = UnsafeRawBufferPointer(rebasing: bytes[..<(bytes.count - 9)])
-                guard let entry = seen.find(series, kind: kind) else { return false }
-                let tag = bytes[bytes.count - 9]
-                guard tag <= 1 else { return false }
-                let bits = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self))
-                let value: MetricValue = tag == 0 ? .int(Int64(bitPattern: bits)) : .double(Double(bitPattern: bits))
-                apply(value, to: Int(entry.stream), overflow: entry.overflow)
-                return true
-            }
-            if folded { return }
+        let folded = event.withMeasurementSeries { series, value -> Bool in
+            guard let value, let entry = seen.find(series, kind: kind) else { return false }
+            apply(value, to: Int(entry.stream), overflow: entry.overflow)
+            return true
         }
+        if folded == true { return }
         guard let m = try? event.measurement() else {
             invalidMeasurements += 1
             return
         }
-        guard let (stream, overflow) = foldDecoded(m, timeUnixNano: event.timestampUnixNano), payload.count > 9 else { return }
-        payload.withUnsafeBytes { bytes in
-            seen.insert(UnsafeRawBufferPointer(rebasing: bytes[..<(bytes.count - 9)]), kind: kind, stream: stream, overflow: overflow)
-        }
+        guard let (stream, overflow) = foldDecoded(m, timeUnixNano: event.timestampUnixNano) else { return }
+        _ = event.withMeasurementSeries { series, _ in seen.insert(series, kind: kind, stream: stream, overflow: overflow) }
     }
 
     /// Folds a decoded measurement; returns its stream and whether it is an overflow series (nil when refused).
     private mutating func foldDecoded(_ m: MetricMeasurement, timeUnixNano: UInt64) -> (stream: Int, overflow: Bool)? {
-        guard Self.isValid(m.value, kind: m.kind) else {
+        guard m.value.isValid(for: m.kind) else {
             invalidMeasurements += 1
             return nil
         }
@@ -113,14 +102,9 @@ package struct MetricAggregator: Sendable {
         return (index, overflow)
     }
 
-    private static func isValid(_ value: MetricValue, kind: InstrumentKind) -> Bool {
-        let number = value.asDouble
-        return number.isFinite && !(kind == .counter && number < 0)
-    }
-
     @inline(__always)
     private mutating func apply(_ value: MetricValue, to index: Int, overflow: Bool) {
-        guard Self.isValid(value, kind: streams[index].kind) else {
+        guard value.isValid(for: streams[index].kind) else {
             invalidMeasurements += 1
             return
         }
