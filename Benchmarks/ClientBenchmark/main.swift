@@ -5,8 +5,12 @@
 //
 // Per call: the median and p99 of the time per call over blocks of 64 calls (one clock read per block), the
 // recording threads' own CPU time per call (CLOCK_THREAD_CPUTIME_ID: what a call costs its caller, preemption
-// excluded), and the throughput of all threads together. Calls the log had to drop (its queue full while the writer was behind) are
-// counted and printed: a dropped call is cheaper than a recorded one, so a figure with drops says so.
+// excluded), and the throughput of all threads together. Each operation runs in two modes:
+//   paced      each thread records bursts of 4,096 calls and, between bursts, waits until the log has committed
+//              everything appended (not timed): the cost of a call while the log keeps up, with no drops;
+//   saturated  the threads record without pause: the throughput the writer sustains. Calls the log had to drop
+//              (its queue full while the writer was behind; recording never waits) are counted and printed — a
+//              dropped call is cheaper than a recorded one, so a figure with drops says so.
 // Memory: the process's anonymous RSS (/proc/self/status RssAnon) sampled every million calls while one thread
 // records 10 M counter adds.
 import Foundation
@@ -63,8 +67,13 @@ func anonymousKiB() -> Int {
 }
 
 /// Runs `body` `perThread` times on each of `threads` threads; returns per-call block medians and the wall time.
-func measure(threads: Int, perThread: Int, _ body: @escaping @Sendable () -> Void) -> (median: Double, p99: Double, seconds: Double, cpu: Double) {
+/// With `paced` (the log's statistics given), each thread pauses after every burst until the log has committed
+/// what was appended; the pauses are neither timed nor counted as CPU.
+func measure(
+    threads: Int, perThread: Int, paced: (@Sendable () -> LogStatistics?)? = nil, _ body: @escaping @Sendable () -> Void
+) -> (median: Double, p99: Double, seconds: Double, cpu: Double) {
     let block = 64
+    let burst = 4096
     let samples = Mutex<[Double]>([])
     let cpu = Mutex<UInt64>(0)
     let start = monotonic()
@@ -77,14 +86,20 @@ func measure(threads: Int, perThread: Int, _ body: @escaping @Sendable () -> Voi
             var mine: [Double] = []
             mine.reserveCapacity(perThread / block + 1)
             var n = 0
-            let cpu0 = threadCPU()
+            var used: UInt64 = 0
+            var cpu0 = threadCPU()
             while n < perThread {
                 let t0 = monotonic()
                 for _ in 0..<block { body() }
                 mine.append(Double(monotonic() - t0) / Double(block))
                 n += block
+                if let paced, n % burst == 0 {
+                    used += threadCPU() - cpu0
+                    while let s = paced(), s.committed + s.droppedTotal < s.appended { usleep(200) }
+                    cpu0 = threadCPU()
+                }
             }
-            let used = threadCPU() - cpu0
+            used += threadCPU() - cpu0
             cpu.withLock { $0 += used }
             samples.withLock { $0 += mine }
             done.leave()
@@ -116,12 +131,18 @@ for (operation, count) in operations where only == nil || only == operation {
             }
         }
         let perThread = count / threads
-        let result = measure(threads: threads, perThread: perThread, body)
-        await telemetry.flush(timeout: .seconds(120))
-        let stats = telemetry.statistics?.log
-        let dropped = stats?.dropped.values.reduce(0, +) ?? 0
-        let total = perThread * threads
-        emit(#"{"bench":"client_\#(operation)","threads":\#(threads),"calls":\#(total),"median_ns":\#(Int(result.median.rounded())),"p99_ns":\#(Int(result.p99.rounded())),"cpu_ns_per_call":\#(Int(result.cpu.rounded())),"calls_per_s":\#(Int(Double(total) / result.seconds)),"dropped":\#(dropped),"appended":\#(stats?.appended ?? 0)}"#)
+        for mode in ["paced", "saturated"] {
+            await telemetry.flush(timeout: .seconds(120))
+            let before = telemetry.statistics?.log
+            let statistics: @Sendable () -> LogStatistics? = { telemetry.statistics?.log }
+            let result = measure(threads: threads, perThread: perThread, paced: mode == "paced" ? statistics : nil, body)
+            await telemetry.flush(timeout: .seconds(120))
+            let after = telemetry.statistics?.log
+            let dropped = (after?.droppedTotal ?? 0) - (before?.droppedTotal ?? 0)
+            let appended = (after?.appended ?? 0) - (before?.appended ?? 0)
+            let total = perThread * threads
+            emit(#"{"bench":"client_\#(operation)","mode":"\#(mode)","threads":\#(threads),"calls":\#(total),"median_ns":\#(Int(result.median.rounded())),"p99_ns":\#(Int(result.p99.rounded())),"cpu_ns_per_call":\#(Int(result.cpu.rounded())),"calls_per_s":\#(Int(Double(total) / result.seconds)),"dropped":\#(dropped),"appended":\#(appended)}"#)
+        }
         await telemetry.shutdown(timeout: .seconds(5))
         try? FileManager.default.removeItem(atPath: baseDir + "/\(operation)-\(threads)")
     }

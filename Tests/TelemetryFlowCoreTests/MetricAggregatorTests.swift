@@ -126,6 +126,27 @@ import Testing
         #expect(point(d.collect(foldedThrough: 3, timeUnixNano: 6).metrics, "c")?.value == .number(.int(7)))
     }
 
+    /// The series table is shared by copies of an aggregator until one of them changes it.
+    @Test func aCopiedAggregatorKeepsItsOwnSeriesTable() throws {
+        var original = MetricAggregator(configuration: MetricAggregationConfiguration(), startUnixNano: 1)
+        original.fold(try stored(m(.counter, "c", .int(1), ["k": "a"]), sequence: 1, time: 2))
+        var copy = original
+        // A new series in the copy, then many (the table grows) — none of it reaches the original.
+        for i in 0..<200 { copy.fold(try stored(m(.counter, "c", .int(1), ["k": .string("s\(i)")]), sequence: UInt64(2 + i), time: 3)) }
+        original.fold(try stored(m(.counter, "c", .int(5), ["k": "a"]), sequence: 2, time: 3))
+        #expect(original.seen.count == 1 && copy.seen.count == 201)
+        #expect(point(original.snapshot(timeUnixNano: 9), "c")?.value == .number(.int(6)))
+        #expect(original.seriesCount == 1 && copy.seriesCount == 201)
+        // Clearing a shared table on a delta reset leaves the other copy's intact.
+        var delta = MetricAggregationConfiguration()
+        delta.temporality = .delta
+        var d = MetricAggregator(configuration: delta, startUnixNano: 1)
+        d.fold(try stored(m(.counter, "c", .int(2)), sequence: 1, time: 2))
+        let kept = d
+        _ = d.collect(foldedThrough: 1, timeUnixNano: 4)
+        #expect(d.seen.count == 0 && kept.seen.count == 1)
+    }
+
     @Test func aPayloadThatDoesNotDecodeIsCountedNotFolded() throws {
         var a = MetricAggregator(configuration: MetricAggregationConfiguration())
         let good = try stored(m(.counter, "c", .int(1)), sequence: 1, time: 1)

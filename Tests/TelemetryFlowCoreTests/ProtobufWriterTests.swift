@@ -119,3 +119,75 @@ import Testing
         #expect(ProtobufWriter.varintSize(UInt64.max) == 10)
     }
 }
+
+/// The inline storage of small attribute sets: every way of building a set gives the same value, hash and encoding.
+@Suite struct AttributeStorageTests {
+    static func sample(_ n: Int) -> [Attribute] {
+        (0..<n).map { Attribute("key.\($0)-\(String(repeating: "x", count: $0 * 7))", $0 % 2 == 0 ? .int(Int64($0)) : .string("value \($0)")) }
+    }
+
+    @Test(arguments: 0...6)
+    func everyConstructionIsTheSameSet(count: Int) {
+        let elements = Self.sample(count)
+        let fromArray = Attributes(elements)
+        var appended = Attributes()
+        for a in elements { appended.append(a) }
+        var viaSet = Attributes()
+        for a in elements { viaSet.set(a.key, a.value) }
+        var viaElements = Attributes()
+        viaElements.elements = elements
+        for other in [appended, viaSet, viaElements] {
+            #expect(other == fromArray)
+            #expect(other.hashValue == fromArray.hashValue)
+        }
+        #expect(fromArray.count == count && fromArray.isEmpty == (count == 0))
+        #expect(Array(fromArray) == elements && fromArray.elements == elements)
+        for (i, a) in elements.enumerated() {
+            #expect(fromArray[i] == a)
+            #expect(fromArray[a.key] == a.value)
+        }
+        var w1 = ProtobufWriter()
+        fromArray.encodeOTLP(field: 9, into: &w1)
+        #expect(w1.bytes == AttributeEncodingTests.reference(fromArray, field: 9))
+        // Growing past the inline three and shrinking back gives equal values again.
+        if count > 0 {
+            var shrunk = Attributes(elements + Self.sample(5).map { Attribute("extra." + $0.key, $0.value) })
+            shrunk.elements = elements
+            #expect(shrunk == fromArray && shrunk.hashValue == fromArray.hashValue)
+        }
+    }
+
+    @Test func literalsOfEverySizeKeepTheirOrder() {
+        let one: Attributes = ["a": 1]
+        let three: Attributes = ["a": 1, "b": "two", "c": true]
+        let four: Attributes = ["a": 1, "b": "two", "c": true, "d": .double(4)]
+        #expect(one.map(\.key) == ["a"])
+        #expect(three.map(\.key) == ["a", "b", "c"] && three["b"] == .string("two"))
+        #expect(four.map(\.key) == ["a", "b", "c", "d"] && four["d"] == .double(4))
+        #expect(Attributes(four.elements) == four)
+    }
+
+    @Test func replacingAValueInPlaceKeepsThePosition() {
+        var attributes: Attributes = ["a": 1, "b": 2]
+        attributes.set("a", 10)
+        attributes[1] = Attribute("b", 20)
+        #expect(attributes == ["a": 10, "b": 20])
+        var many = Attributes(Self.sample(5))
+        many.set("key.0-", .string("changed"))
+        #expect(many[0].value == .string("changed") && many.count == 5)
+    }
+
+    @Test func redactionReplacesOnlyTheNamedKeysAtEverySize() {
+        let processor = RedactionProcessor(keys: ["secret"])
+        for count in 0...5 {
+            var elements = Self.sample(count)
+            elements.insert(Attribute("secret", "hunter2"), at: count / 2)
+            var event = TelemetryEvent.log(LogRecordData(timeUnixNano: 1, severity: .info, body: "b", attributes: Attributes(elements)), scope: InstrumentationScope(name: "s"))
+            _ = processor.process(&event)
+            guard case .log(let record, _) = event else { Issue.record("not a log"); return }
+            #expect(record.attributes["secret"] == .string("[REDACTED]"))
+            #expect(record.attributes.count == count + 1)
+            #expect(record.attributes.filter { $0.key != "secret" } == Self.sample(count))
+        }
+    }
+}

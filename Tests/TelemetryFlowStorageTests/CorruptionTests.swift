@@ -46,6 +46,10 @@ import Testing
         #expect(log.recoveryReport.corruptedRecords == 3, "validating the active segment found the damaged records")
         let events = try readAll(log).filter { $0.type != .lifecycle }
         #expect(events.count == 297)
+        // A read of the damaged records' own type skips them too.
+        let spans = try log.read(after: 0, maxCount: 8192, types: [.spanEnded])
+        #expect(spans.count == 297)
+        #expect(Set(spans.map(\.sequence)).isDisjoint(with: damaged.map { UInt64($0 + 1) }))
         #expect(Set(events.map(\.sequence)).isDisjoint(with: damaged.map { UInt64($0 + 1) }))
         #expect(log.statistics.corrupted == 3, "each damaged record is counted once, however often it is read")
         // The open announced the loss in a data_lost lifecycle event (sequence 301), then the log takes appends.

@@ -30,6 +30,42 @@ import Testing
         #expect(log.append(counterEvent(1), timestampUnixNano: 1).sequence == 12001, "sequences continue after reopen")
     }
 
+    /// A read of some types passes the others over by their type byte: it returns the asked-for records in order,
+    /// its end sequence covers what it passed over, and passed-over records count towards `maxCount`.
+    @Test func aReadOfSomeTypesPassesTheOthersOver() async throws {
+        let dir = TemporaryDirectory()
+        let log = try EventLog(smallConfiguration(dir.log))
+        defer { log.close() }
+        for n in 0..<3000 { log.append(n % 3 == 0 ? spanEvent(n) : counterEvent(n), timestampUnixNano: UInt64(n)) }
+        try await log.flush()
+        var spans: [UInt64] = []
+        var counters: [UInt64] = []
+        var position: UInt64 = 0
+        var batches = 0
+        while true {
+            let batch = try log.read(after: position, maxCount: 500, types: [.spanEnded])
+            if batch.endSequence == position { break }
+            #expect(batch.count + batch.passedOver <= 500)
+            #expect(batch.allSatisfy { $0.type == .spanEnded })
+            spans += batch.map(\.sequence)
+            position = batch.endSequence
+            batches += 1
+        }
+        #expect(spans == stride(from: 1, through: 3000, by: 3).map(UInt64.init))
+        #expect(position == 3000 && batches == 6, "500 records examined per batch")
+        position = 0
+        while true {
+            let batch = try log.read(after: position, maxCount: 4096, types: .measurements)
+            if batch.endSequence == position { break }
+            counters += batch.map(\.sequence)
+            for event in batch { #expect(try event.decode() == counterEvent(Int(event.sequence) - 1)) }
+            position = batch.endSequence
+        }
+        #expect(counters.count == 2000 && !counters.contains { $0 % 3 == 1 })
+        let none = try log.read(after: 0, maxCount: 4096, types: [.logRecord])
+        #expect(none.isEmpty && none.endSequence == 3000 && none.passedOver == 3000)
+    }
+
     /// Under `interval` the writer hands the periodic syncs, sealed segments included, to the background syncer; under
     /// `never` nothing is synced before closing; under `always` every commit syncs, so there is no syncer.
     @Test func intervalSyncsSealedSegmentsOffTheWriterThread() async throws {

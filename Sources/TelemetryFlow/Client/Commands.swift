@@ -103,7 +103,7 @@ public final class CommandBus: Sendable {
     }
 
     private func limited(_ attributes: Attributes) -> (Attributes, UInt32) {
-        guard attributes.count > limits.maxCount || limits.maxValueLength != nil else { return (attributes, 0) }
+        guard limits.needsApplying(to: attributes) else { return (attributes, 0) }
         let (kept, dropped) = limits.apply(to: attributes)
         return (kept, UInt32(dropped))
     }
@@ -112,8 +112,8 @@ public final class CommandBus: Sendable {
     /// or attribute limit has work to do; otherwise as a ``RecordMeasurement`` command.
     @inline(__always)
     func record(_ instrument: borrowing InstrumentCore, _ value: MetricValue, _ attributes: borrowing Attributes, timeUnixNano: UInt64) {
-        guard processors.processors.isEmpty, rate == nil, attributes.count <= limits.maxCount, limits.maxValueLength == nil,
-            value.isValid(for: instrument.kind), open.load(ordering: .relaxed)
+        guard processors.processors.isEmpty, rate == nil, value.isValid(for: instrument.kind), open.load(ordering: .relaxed),
+            attributes.isEmpty || !limits.needsApplying(to: attributes)
         else {
             dispatch(RecordMeasurement(
                 measurement: MetricMeasurement(
@@ -138,30 +138,33 @@ public final class CommandBus: Sendable {
         append(.measurement(m), at: command.timeUnixNano)
     }
 
-    public func dispatch(_ command: EmitLog) {
+    public func dispatch(_ command: consuming EmitLog) {
         guard admit() else { return }
         var record = command.record
-        if !record.attributes.isEmpty {
+        if !record.attributes.isEmpty && limits.needsApplying(to: record.attributes) {
             let (kept, dropped) = limited(record.attributes)
             record.attributes = kept
             record.droppedAttributesCount += dropped
         }
-        append(.log(record, scope: command.scope), at: record.timeUnixNano)
+        let time = record.timeUnixNano
+        append(.log(record, scope: command.scope), at: time)
     }
 
-    public func dispatch(_ command: StartSpan) {
+    public func dispatch(_ command: consuming StartSpan) {
         guard admit() else { return }
-        append(.spanStarted(command.span, scope: command.scope), at: command.span.startTimeUnixNano)
+        let time = command.span.startTimeUnixNano
+        append(.spanStarted(command.span, scope: command.scope), at: time)
     }
 
     /// The span's limits were applied as it was recorded (``Span``); an ended span is never rate-limited, so that
     /// a started span is not left open in the log.
-    public func dispatch(_ command: EndSpan) {
+    public func dispatch(_ command: consuming EndSpan) {
         guard open.load(ordering: .relaxed) else {
             drop(.afterShutdown)
             return
         }
-        append(.spanEnded(command.span, scope: command.scope), at: command.span.endTimeUnixNano)
+        let time = command.span.endTimeUnixNano
+        append(.spanEnded(command.span, scope: command.scope), at: time)
     }
 
     public func dispatch(_ command: AddSpanEvent) {

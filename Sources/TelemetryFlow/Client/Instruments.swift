@@ -5,6 +5,10 @@ import TelemetryFlowStorage
 /// disabled, and every call is a no-op).
 struct InstrumentCore: Sendable {
     let bus: CommandBus?
+    /// `bus` without reference counting on each call (`bus` keeps it alive as long as the handle lives): a handle
+    /// is shared by every thread that records with it, and a retain and release per call on the bus's shared
+    /// header would bounce that cache line between them.
+    private let unretainedBus: Unmanaged<CommandBus>?
     let kind: InstrumentKind
     let name: String
     let unit: String
@@ -14,6 +18,7 @@ struct InstrumentCore: Sendable {
 
     init(bus: CommandBus?, kind: InstrumentKind, name: String, unit: String, scope: InstrumentationScope) {
         self.bus = bus
+        unretainedBus = bus.map { Unmanaged.passUnretained($0) }
         self.kind = kind
         self.name = name
         self.unit = unit
@@ -25,8 +30,7 @@ struct InstrumentCore: Sendable {
     /// measurement's own time only starts a cumulative series, where a tick's resolution is enough.
     @inline(__always)
     func record(_ value: MetricValue, _ attributes: Attributes) {
-        guard let bus else { return }
-        bus.record(self, value, attributes, timeUnixNano: coarseWallClockNanos())
+        unretainedBus?._withUnsafeGuaranteedRef { $0.record(self, value, attributes, timeUnixNano: coarseWallClockNanos()) }
     }
 }
 

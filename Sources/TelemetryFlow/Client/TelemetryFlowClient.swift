@@ -34,6 +34,9 @@ public final class TelemetryFlowClient: Service, Sendable {
         let metrics: MetricsProjection
         let openSpans: OpenSpansProjection
         let signals: Set<SignalType>
+        /// `signals` read once: recording calls test a flag instead of hashing a signal type.
+        let logsEnabled: Bool
+        let tracesEnabled: Bool
         let sampler: Sampler
         let limits: TelemetryFlow.Limits
         let ids = IDGenerator.shared
@@ -48,6 +51,8 @@ public final class TelemetryFlowClient: Service, Sendable {
             self.metrics = metrics
             self.openSpans = openSpans
             self.signals = configuration.signals
+            logsEnabled = configuration.signals.contains(.logs)
+            tracesEnabled = configuration.signals.contains(.traces)
             self.sampler = configuration.sampler
             self.limits = configuration.limits
         }
@@ -247,7 +252,7 @@ public final class TelemetryFlowClient: Service, Sendable {
         _ severity: Severity, _ message: String, _ attributes: Attributes = [:], error: (any Error)? = nil,
         context: ServiceContext? = nil, scope: InstrumentationScope? = nil
     ) {
-        guard let engine, engine.signals.contains(.logs) else { return }
+        guard let engine, engine.logsEnabled else { return }
         var attributes = attributes
         if let error {
             for attribute in TelemetrySpan.exceptionAttributes(error) { attributes.set(attribute.key, attribute.value) }
@@ -275,7 +280,7 @@ public final class TelemetryFlowClient: Service, Sendable {
         let traceID = parent?.traceID ?? ids.traceID()
         var bus: CommandBus?
         var sampled = false
-        if let engine, engine.signals.contains(.traces) {
+        if let engine, engine.tracesEnabled {
             sampled = engine.sampler.shouldSample(traceID: traceID, parent: parent)
             if sampled { bus = engine.bus } else { engine.bus.drop(.sampledOut) }
         }

@@ -57,7 +57,7 @@ public final class MetricsProjection: Service, Sendable {
         // Pass 1: collections written after the checkpoint (their intervals end during the replay).
         let checkpointed = position
         var boundaries: [(through: UInt64, time: UInt64)] = []
-        try Self.scan(log, after: checkpointed) { batch in
+        try Self.scan(log, after: checkpointed, types: [.metricsCollected]) { batch in
             for event in batch where event.type == .metricsCollected {
                 if let (through, time) = event.collectionHeader, through > checkpointed {
                     boundaries.append((through, time))
@@ -66,7 +66,7 @@ public final class MetricsProjection: Service, Sendable {
         }
         // Pass 2: fold measurements, ending each recovered interval before the first measurement after it.
         var next = 0
-        try Self.scan(log, after: checkpointed) { batch in
+        try Self.scan(log, after: checkpointed, types: .measurements) { batch in
             for event in batch where event.isMeasurement {
                 while next < boundaries.count && boundaries[next].through < event.sequence {
                     aggregator.reset(at: boundaries[next].time)
@@ -90,11 +90,11 @@ public final class MetricsProjection: Service, Sendable {
         try await self.init(log: log, configuration: configuration, interval: interval, clock: ContinuousClock(), now: { wallClockNanos() })
     }
 
-    /// Hands every batch after `start` to `body`, in order, until the end of the log.
-    private static func scan(_ log: EventLog, after start: UInt64, _ body: (EventBatch) throws -> Void) throws {
+    /// Hands every batch of events of `types` after `start` to `body`, in order, until the end of the log.
+    private static func scan(_ log: EventLog, after start: UInt64, types: EventTypeSet, _ body: (EventBatch) throws -> Void) throws {
         var position = start
         while true {
-            let batch = try log.read(after: position, maxCount: 4096, maxBytes: 8 << 20)
+            let batch = try log.read(after: position, maxCount: 4096, maxBytes: 8 << 20, types: types)
             if batch.endSequence == position { return }
             try body(batch)
             position = batch.endSequence
@@ -103,7 +103,7 @@ public final class MetricsProjection: Service, Sendable {
 
     /// Folds every event appended so far that is readable.
     public func catchUp() throws {
-        try Self.scan(log, after: state.withLock { $0.position }) { batch in
+        try Self.scan(log, after: state.withLock { $0.position }, types: .measurements) { batch in
             state.withLock { s in
                 for event in batch { s.aggregator.fold(event) }
                 s.position = batch.endSequence

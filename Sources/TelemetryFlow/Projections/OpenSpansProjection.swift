@@ -72,7 +72,7 @@ public final class OpenSpansProjection: Sendable {
     public func catchUp() throws {
         while true {
             let position = state.withLock { $0.position }
-            let batch = try log.read(after: position, maxCount: 4096, maxBytes: 8 << 20)
+            let batch = try log.read(after: position, maxCount: 4096, maxBytes: 8 << 20, types: .spans)
             if batch.endSequence == position { return }
             state.withLock { s in
                 var fromBatch: [Key] = []

@@ -47,18 +47,23 @@ public final class TelemetrySpan: Sendable {
         self.scope = scope
         self.bus = bus
         self.limits = limits
-        state = Locked(State(name: name))
-        guard let bus else { return }
-        let limit = limits.spanAttributeCount ?? limits.attributeCount
-        state.withLock { s in
-            if attributes.count <= limit && !attributes.contains(where: \.key.isEmpty) {
-                s.attributes = attributes
-            } else {
-                for attribute in attributes { Self.set(attribute.key, attribute.value, in: &s, limit: limit) }
-            }
-            for link in links { Self.add(link, to: &s, limits: limits) }
+        guard let bus else {
+            state = Locked(State(name: name))
+            return
         }
-        bus.dispatch(StartSpan(span: snapshot(end: 0), scope: scope))
+        // The state is built before the span is shared, so no lock is needed yet.
+        var initial = State(name: name)
+        let limit = limits.spanAttributeCount ?? limits.attributeCount
+        if attributes.count <= limit, let limits = try? AttributeLimits(maxCount: limit, maxValueLength: nil), !limits.needsApplying(to: attributes) {
+            initial.attributes = attributes
+        } else {
+            for attribute in attributes { Self.set(attribute.key, attribute.value, in: &initial, limit: limit) }
+        }
+        for link in links { Self.add(link, to: &initial, limits: limits) }
+        let started = Self.spanData(of: initial, context: context, parentSpanID: parentSpanID, parentIsRemote: parentIsRemote, kind: kind,
+            start: start, end: 0, limits: limits)
+        state = Locked(initial)
+        bus.dispatch(StartSpan(span: started, scope: scope))
     }
 
     public var name: String { state.withLock { $0.name } }
@@ -131,8 +136,9 @@ public final class TelemetrySpan: Sendable {
     }
 
     private static func limit(_ attributes: Attributes, count: Int, length: Int?) -> (Attributes, UInt32) {
-        guard attributes.count > count || length != nil else { return (attributes, 0) }
-        guard let limits = try? AttributeLimits(maxCount: count, maxValueLength: length) else { return (attributes, 0) }
+        guard !attributes.isEmpty, attributes.count > count || length != nil,
+            let limits = try? AttributeLimits(maxCount: count, maxValueLength: length), limits.needsApplying(to: attributes)
+        else { return (attributes, 0) }
         let (kept, dropped) = limits.apply(to: attributes)
         return (kept, UInt32(dropped))
     }
@@ -172,19 +178,32 @@ public final class TelemetrySpan: Sendable {
     /// Ends the span (now unless `at` is given) and appends it; later calls do nothing.
     public func end(at time: UInt64? = nil) {
         guard isRecording, let bus else { return }
-        let ended = state.withLock { s -> Bool in
-            defer { s.ended = true }
-            return !s.ended
+        // An ended span never changes again: its attributes, events and links are moved out, not copied (only the
+        // name stays, for ``name``).
+        let final = state.withLock { s -> State? in
+            guard !s.ended else { return nil }
+            var taken = State(name: s.name)
+            swap(&taken, &s)
+            s.ended = true
+            return taken
         }
-        guard ended else { return }
-        bus.dispatch(EndSpan(span: snapshot(end: max(time ?? wallClockNanos(), startTimeUnixNano)), scope: scope))
+        guard let final else { return }
+        let end = max(time ?? wallClockNanos(), startTimeUnixNano)
+        bus.dispatch(EndSpan(
+            span: Self.spanData(
+                of: final, context: context, parentSpanID: parentSpanID, parentIsRemote: parentIsRemote, kind: kind,
+                start: startTimeUnixNano, end: end, limits: limits),
+            scope: scope))
     }
 
     /// Whether ``end(at:)`` was called.
     public var isEnded: Bool { state.withLock { $0.ended } }
 
-    private func snapshot(end: UInt64) -> SpanData {
-        let s = state.withLock { $0 }
+    /// The span as recorded so far, its attribute values cut to the value-length limit.
+    private static func spanData(
+        of s: consuming State, context: SpanContext, parentSpanID: SpanID, parentIsRemote: Bool, kind: SpanKind, start: UInt64, end: UInt64,
+        limits: TelemetryFlow.Limits
+    ) -> SpanData {
         var attributes = s.attributes
         var dropped = s.droppedAttributes
         if let length = limits.spanAttributeValueLength ?? limits.attributeValueLength {
@@ -195,7 +214,7 @@ public final class TelemetrySpan: Sendable {
         return SpanData(
             traceID: context.traceID, spanID: context.spanID, parentSpanID: parentSpanID, traceState: context.traceState,
             flags: UInt32(context.traceFlags) | (parentIsRemote ? 0x300 : 0x100), name: s.name, kind: kind,
-            startTimeUnixNano: startTimeUnixNano, endTimeUnixNano: end, attributes: attributes, droppedAttributesCount: dropped,
+            startTimeUnixNano: start, endTimeUnixNano: end, attributes: attributes, droppedAttributesCount: dropped,
             events: s.events, droppedEventsCount: s.droppedEvents, links: s.links, droppedLinksCount: s.droppedLinks, status: s.status)
     }
 }

@@ -27,6 +27,10 @@ public struct EventBatch: Sendable, RandomAccessCollection {
     public package(set) var endSequence: UInt64
     /// Damaged records skipped while reading this batch.
     public package(set) var skippedCorrupted: Int = 0
+    /// Records of types the read did not ask for, passed over unread.
+    public package(set) var passedOver: Int = 0
+    /// The records the read looked at: those in the batch and those passed over.
+    package var examined: Int { entries.count + passedOver }
 
     package init(after position: UInt64) { endSequence = position }
 

@@ -1,3 +1,57 @@
+/// A set of event types, for reads that need only some (``EventLog/read(after:maxCount:maxBytes:types:)``).
+public struct EventTypeSet: Sendable, Hashable, ExpressibleByArrayLiteral {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    public init(_ types: some Sequence<EventType>) { for type in types { insert(type) } }
+    public init(arrayLiteral types: EventType...) { self.init(types) }
+
+    /// The four measurement types.
+    public static let measurements: EventTypeSet = [.counterMeasurement, .upDownCounterMeasurement, .gaugeMeasurement, .histogramMeasurement]
+    /// The three span types.
+    public static let spans: EventTypeSet = [.spanStarted, .spanEventAdded, .spanEnded]
+
+    public mutating func insert(_ type: EventType) {
+        let bit = UInt64(1) << (type.rawValue & 63)
+        switch type.rawValue >> 6 {
+        case 0: words.0 |= bit
+        case 1: words.1 |= bit
+        case 2: words.2 |= bit
+        default: words.3 |= bit
+        }
+    }
+
+    @inline(__always)
+    public func contains(_ rawType: UInt8) -> Bool {
+        let word: UInt64
+        switch rawType >> 6 {
+        case 0: word = words.0
+        case 1: word = words.1
+        case 2: word = words.2
+        default: word = words.3
+        }
+        return word & (UInt64(1) << (rawType & 63)) != 0
+    }
+
+    public func contains(_ type: EventType) -> Bool { contains(type.rawValue) }
+
+    public func union(_ other: EventTypeSet) -> EventTypeSet {
+        var out = self
+        out.words = (words.0 | other.words.0, words.1 | other.words.1, words.2 | other.words.2, words.3 | other.words.3)
+        return out
+    }
+
+    public static func == (a: EventTypeSet, b: EventTypeSet) -> Bool {
+        a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
+    }
+}
+
 /// The type byte of a log record's envelope. A struct so that new types are not a breaking change.
 public struct EventType: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt8

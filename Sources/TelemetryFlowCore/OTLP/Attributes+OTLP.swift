@@ -8,39 +8,35 @@ extension Attributes {
     package func encodeOTLP(field: UInt32, into w: inout ProtobufWriter) {
         let tag = UInt8(truncatingIfNeeded: field << 3 | 2)
         if field < 16 {
-            // Through a pointer: each attribute is read in place rather than copied (and retained) out of the array.
-            elements.withUnsafeBufferPointer { buffer in
-                guard let base = buffer.baseAddress else { return }
-                for index in 0..<buffer.count { Self.encodeKeyValue(tag: tag, base + index, into: &w) }
-            }
+            forEachInPlace { Self.encodeKeyValue(tag: tag, $0, into: &w) }
         } else {
-            for attribute in elements { Self.encodeKeyValueNested(field, attribute, into: &w) }
+            for attribute in self { Self.encodeKeyValueNested(field, attribute, into: &w) }
         }
     }
 
     /// One `KeyValue` whose field number fits in a one-byte tag (`tag` is that byte).
     @inline(__always)
-    static func encodeKeyValue(tag: UInt8, _ attribute: UnsafePointer<Attribute>, into w: inout ProtobufWriter) {
-        switch attribute.pointee.value {
+    static func encodeKeyValue(tag: UInt8, _ attribute: borrowing Attribute, into w: inout ProtobufWriter) {
+        switch attribute.value {
         case .string(let v):
             let count = v.utf8.count
-            writeScalarHeader(tag, attribute.pointee.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(count)) &+ count, into: &w)
+            writeScalarHeader(tag, attribute.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(count)) &+ count, into: &w)
             w.append(0x0A)  // string_value
             w.writeString(v)
         case .bool(let v):
-            writeScalarHeader(tag, attribute.pointee.key, anyValue: 2, into: &w)
+            writeScalarHeader(tag, attribute.key, anyValue: 2, into: &w)
             w.append(0x10)  // bool_value
             w.append(v ? 1 : 0)
         case .int(let v):
-            writeScalarHeader(tag, attribute.pointee.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(bitPattern: v)), into: &w)
+            writeScalarHeader(tag, attribute.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(bitPattern: v)), into: &w)
             w.append(0x18)  // int_value
             w.writeVarint(UInt64(bitPattern: v))
         case .double(let v):
-            writeScalarHeader(tag, attribute.pointee.key, anyValue: 9, into: &w)
+            writeScalarHeader(tag, attribute.key, anyValue: 9, into: &w)
             w.append(0x21)  // double_value
             w.writeRawFixed64(v.bitPattern)
         default:
-            encodeKeyValueNested(UInt32(tag >> 3), attribute.pointee, into: &w)
+            encodeKeyValueNested(UInt32(tag >> 3), copy attribute, into: &w)
         }
     }
 
@@ -81,7 +77,7 @@ extension Attributes {
             }
         }
         guard let value else { throw TelemetryFlowError(.decoding, "KeyValue \"\(key)\" holds no value") }
-        elements.append(Attribute(key, value))
+        append(Attribute(key, value))
     }
 }
 
@@ -93,7 +89,7 @@ extension Attributes {
         guard !isEmpty else { return }
         j.key(key)
         j.array { j in
-            for a in elements {
+            for a in self {
                 j.object { j in
                     j.field("key", a.key)
                     j.key("value")

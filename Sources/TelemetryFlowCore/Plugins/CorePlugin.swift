@@ -107,9 +107,8 @@ public struct RedactionProcessor: TelemetryProcessor {
 
     public func process(_ event: inout TelemetryEvent) -> ProcessorDecision {
         event.transformAttributes { attributes in
-            for i in attributes.elements.indices where keys.contains(attributes.elements[i].key) {
-                attributes.elements[i].value = .string(replacement)
-            }
+            guard attributes.contains(where: { keys.contains($0.key) }) else { return 0 }
+            attributes = Attributes(attributes.map { keys.contains($0.key) ? Attribute($0.key, .string(replacement)) : $0 })
             return 0
         }
         return .keep

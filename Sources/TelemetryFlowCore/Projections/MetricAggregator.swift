@@ -58,12 +58,15 @@ package struct MetricAggregator: Sendable {
     package mutating func fold(_ event: StoredEvent) {
         guard event.isMeasurement else { return }
         let kind = event.type.rawValue
-        let folded = event.withMeasurementSeries { series, value -> Bool in
-            guard let value, let entry = seen.find(series, kind: kind) else { return false }
-            apply(value, to: Int(entry.stream), overflow: entry.overflow)
-            return true
+        // Only the look-up runs inside the closure: the aggregator is not mutated there.
+        let known = event.withMeasurementSeries { series, value -> (SeriesTable.Entry, MetricValue)? in
+            guard let value, let entry = seen.find(series, kind: kind) else { return nil }
+            return (entry, value)
         }
-        if folded == true { return }
+        if let (entry, value) = known ?? nil {
+            apply(value, to: Int(entry.stream), overflow: entry.overflow)
+            return
+        }
         guard let m = try? event.measurement() else {
             invalidMeasurements += 1
             return

@@ -96,7 +96,17 @@ public final class EventLog: Sendable {
     /// Damaged records are skipped and counted; ``EventBatch/endSequence`` tells where to advance past them.
     /// Safe to call from any thread, concurrently with appends.
     public func read(after position: UInt64, maxCount: Int = 1024, maxBytes: Int = 4 << 20) throws -> EventBatch {
-        try engine.read(after: position, maxCount: maxCount, maxBytes: maxBytes)
+        try engine.read(after: position, maxCount: maxCount, maxBytes: maxBytes, types: nil)
+    }
+
+    /// ``read(after:maxCount:maxBytes:)`` for a consumer that needs only some types (a projection): records of
+    /// other types are passed over by their type byte, neither copied nor checksummed, and count towards
+    /// `maxCount` (``EventBatch/passedOver``).
+    ///
+    /// Damage in a passed-over record goes unnoticed by this read (a damaged type byte can also make a record
+    /// look like another type); readers of every type, the exporters, find it and count it.
+    public func read(after position: UInt64, maxCount: Int = 1024, maxBytes: Int = 4 << 20, types: EventTypeSet) throws -> EventBatch {
+        try engine.read(after: position, maxCount: maxCount, maxBytes: maxBytes, types: types)
     }
 
     /// Suspends until an event after `sequence` is committed (or was dropped, so that reading after `sequence`

@@ -5,7 +5,7 @@ import TelemetryFlowCore
 /// The read side of the engine: batches after a position, across segments, through LMDB or — for a damaged
 /// segment — the salvaged records; damage found while reading is counted once and announced in the log.
 extension LogEngine {
-    func read(after position: UInt64, maxCount: Int, maxBytes: Int) throws -> EventBatch {
+    func read(after position: UInt64, maxCount: Int, maxBytes: Int, types: EventTypeSet?) throws -> EventBatch {
         guard !closed.load(ordering: .relaxed) else { throw TelemetryFlowError(.closed, "the log is closed") }
         var batch = EventBatch(after: position)
         let segments = segmentList.withLock { $0 }
@@ -19,11 +19,13 @@ extension LogEngine {
         }
         var found: [UInt64: String] = [:]
         var from = position &+ 1
-        while index < segments.count && batch.count < maxCount && batch.byteCount < maxBytes {
+        while index < segments.count && batch.examined < maxCount && batch.byteCount < maxBytes {
             let segment = segments[index]
             let failure: TelemetryFlowError?
             do throws(TelemetryFlowError) {
-                try readSegment(segment, from: max(from, segment.firstSequence), into: &batch, maxCount: maxCount, maxBytes: maxBytes, damaged: &found)
+                try readSegment(
+                    segment, from: max(from, segment.firstSequence), into: &batch, maxCount: maxCount, maxBytes: maxBytes, types: types,
+                    damaged: &found)
                 failure = nil
             } catch {
                 failure = error
@@ -45,13 +47,18 @@ extension LogEngine {
     }
 
     private func readSegment(
-        _ segment: Segment, from start: UInt64, into batch: inout EventBatch, maxCount: Int, maxBytes: Int,
+        _ segment: Segment, from start: UInt64, into batch: inout EventBatch, maxCount: Int, maxBytes: Int, types: EventTypeSet?,
         damaged: inout [UInt64: String]
     ) throws(TelemetryFlowError) {
         var damage: Segment.Damage?
         let reader = segment.reader(damage: &damage)
         if let damage { noteSegmentDamage(segment, damage) }
         func add(_ seq: UInt64, _ record: UnsafeRawBufferPointer) {
+            if let types, record.count >= 2, !types.contains(record[1]) {
+                batch.passedOver += 1
+                batch.endSequence = seq
+                return
+            }
             do throws(TelemetryFlowError) {
                 let envelope = try EventCodec.envelope(of: record, sequence: seq)
                 let base = batch.storage.count
@@ -68,12 +75,12 @@ extension LogEngine {
         switch reader {
         case .salvaged(let records):
             var index = records.index(atOrAfter: start)
-            while index < records.count && batch.count < maxCount && batch.byteCount < maxBytes {
+            while index < records.count && batch.examined < maxCount && batch.byteCount < maxBytes {
                 records.record(at: index).withUnsafeBytes { add(records.sequences[index], $0) }
                 index += 1
             }
             // What the walker could not recover is counted (``noteSegmentDamage``); consumers move past it.
-            if index == records.count, let last = segment.lastSequence, batch.count < maxCount, batch.byteCount < maxBytes {
+            if index == records.count, let last = segment.lastSequence, batch.examined < maxCount, batch.byteCount < maxBytes {
                 batch.endSequence = max(batch.endSequence, last)
             }
         case .lmdb(let env, let dbi):
@@ -93,7 +100,7 @@ extension LogEngine {
                         throw TelemetryFlowError(.corruptedRecord, "a key in \(segment.path) is not a sequence")
                     }
                     add(seq, v.raw)
-                    if batch.count >= maxCount || batch.byteCount >= maxBytes { return }
+                    if batch.examined >= maxCount || batch.byteCount >= maxBytes { return }
                     rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
                 }
                 if rc != MDB_NOTFOUND { try lmdbCheck(rc, "cannot read \(segment.path)") }

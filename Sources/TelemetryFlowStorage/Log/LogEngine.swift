@@ -154,7 +154,7 @@ final class LogEngine: @unchecked Sendable {
         // Segments are in sequence order and timestamps are nearly monotonic: scan batches from the start.
         var position = (firstRetainedSequence ?? 1) - 1
         while true {
-            let batch = try read(after: position, maxCount: 4096, maxBytes: 16 << 20)
+            let batch = try read(after: position, maxCount: 4096, maxBytes: 16 << 20, types: nil)
             if batch.isEmpty { return position }
             for event in batch where event.timestampUnixNano >= timestamp { return event.sequence - 1 }
             position = batch.endSequence
