@@ -138,8 +138,13 @@ public final class CommandBus: Sendable {
         append(.measurement(m), at: command.timeUnixNano)
     }
 
-    public func dispatch(_ command: consuming EmitLog) {
+    public func dispatch(_ command: EmitLog) {
         guard admit() else { return }
+        // Nothing to change: encoded from the command as it is.
+        if processors.processors.isEmpty && (command.record.attributes.isEmpty || !limits.needsApplying(to: command.record.attributes)) {
+            _ = log.appendLog(command.record, scope: command.scope)
+            return
+        }
         var record = command.record
         if !record.attributes.isEmpty && limits.needsApplying(to: record.attributes) {
             let (kept, dropped) = limited(record.attributes)
@@ -150,17 +155,25 @@ public final class CommandBus: Sendable {
         append(.log(record, scope: command.scope), at: time)
     }
 
-    public func dispatch(_ command: consuming StartSpan) {
+    public func dispatch(_ command: StartSpan) {
         guard admit() else { return }
+        if processors.processors.isEmpty {
+            _ = log.appendSpan(command.span, ended: false, scope: command.scope)
+            return
+        }
         let time = command.span.startTimeUnixNano
         append(.spanStarted(command.span, scope: command.scope), at: time)
     }
 
     /// The span's limits were applied as it was recorded (``Span``); an ended span is never rate-limited, so that
     /// a started span is not left open in the log.
-    public func dispatch(_ command: consuming EndSpan) {
+    public func dispatch(_ command: EndSpan) {
         guard open.load(ordering: .relaxed) else {
             drop(.afterShutdown)
+            return
+        }
+        if processors.processors.isEmpty {
+            _ = log.appendSpan(command.span, ended: true, scope: command.scope)
             return
         }
         let time = command.span.endTimeUnixNano

@@ -253,15 +253,14 @@ public final class TelemetryFlowClient: Service, Sendable {
         context: ServiceContext? = nil, scope: InstrumentationScope? = nil
     ) {
         guard let engine, engine.logsEnabled else { return }
-        var attributes = attributes
-        if let error {
-            for attribute in TelemetrySpan.exceptionAttributes(error) { attributes.set(attribute.key, attribute.value) }
-        }
         let now = wallClockNanos()
         let span = (context ?? ServiceContext.current)?.spanContext
-        let record = LogRecordData(
+        var record = LogRecordData(
             timeUnixNano: now, observedTimeUnixNano: now, severity: severity, body: .string(message), attributes: attributes,
             flags: UInt32(span?.traceFlags ?? 0), traceID: span?.traceID ?? .invalid, spanID: span?.spanID ?? .invalid)
+        if let error {
+            for attribute in TelemetrySpan.exceptionAttributes(error) { record.attributes.set(attribute.key, attribute.value) }
+        }
         engine.bus.dispatch(EmitLog(record: record, scope: scope ?? Self.defaultScope))
     }
 

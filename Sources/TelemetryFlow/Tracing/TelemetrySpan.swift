@@ -1,3 +1,4 @@
+import Synchronization
 public import TelemetryFlowCore
 import TelemetryFlowStorage
 
@@ -20,7 +21,8 @@ public final class TelemetrySpan: Sendable {
     let scope: InstrumentationScope
     private let bus: CommandBus?
     private let limits: TelemetryFlow.Limits
-    private let state: Locked<State>
+    /// Held in the span object itself (one allocation per span, no generic lock class to instantiate).
+    private let state: Mutex<State>
 
     struct State {
         var name: String
@@ -48,7 +50,7 @@ public final class TelemetrySpan: Sendable {
         self.bus = bus
         self.limits = limits
         guard let bus else {
-            state = Locked(State(name: name))
+            state = Mutex(State(name: name))
             return
         }
         // The state is built before the span is shared, so no lock is needed yet.
@@ -62,7 +64,7 @@ public final class TelemetrySpan: Sendable {
         for link in links { Self.add(link, to: &initial, limits: limits) }
         let started = Self.spanData(of: initial, context: context, parentSpanID: parentSpanID, parentIsRemote: parentIsRemote, kind: kind,
             start: start, end: 0, limits: limits)
-        state = Locked(initial)
+        state = Mutex(initial)
         bus.dispatch(StartSpan(span: started, scope: scope))
     }
 

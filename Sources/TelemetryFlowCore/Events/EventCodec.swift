@@ -104,6 +104,52 @@ package enum EventCodec {
         }
     }
 
+    /// The append path of a log record: the record of `.log(record, scope: scope)` (the same bytes as
+    /// ``encode(_:timestampUnixNano:into:sequence:)``, stamped with the record's time), encoded into a scratch buffer
+    /// without a ``TelemetryEvent`` built around it, the checksum left for the log's writer.
+    package static func withUnsealedLog(
+        _ record: borrowing LogRecordData, scope: InstrumentationScope, _ body: (UnsafeRawBufferPointer) -> AppendOutcome
+    ) -> AppendOutcome {
+        ProtobufWriter.withScratch(passing: record) { record, w in
+            beginUnsealedRecord(.logRecord, timestampUnixNano: record.timeUnixNano, into: &w)
+            writeScope(scope, into: &w)
+            record.encodeOTLP(into: &w)
+            return endUnsealedRecord(&w, body)
+        }
+    }
+
+    /// The append path of a span: the record of `.spanStarted(span, scope: scope)` (stamped with its start time)
+    /// or, with `ended`, of `.spanEnded(span, scope: scope)` (stamped with its end time), as
+    /// ``withUnsealedLog(_:scope:_:)`` writes a log record.
+    package static func withUnsealedSpan(
+        _ span: borrowing SpanData, ended: Bool, scope: InstrumentationScope, _ body: (UnsafeRawBufferPointer) -> AppendOutcome
+    ) -> AppendOutcome {
+        ProtobufWriter.withScratch(passing: span) { span, w in
+            beginUnsealedRecord(
+                ended ? .spanEnded : .spanStarted, timestampUnixNano: ended ? span.endTimeUnixNano : span.startTimeUnixNano, into: &w)
+            writeScope(scope, into: &w)
+            span.encodeOTLP(into: &w)
+            return endUnsealedRecord(&w, body)
+        }
+    }
+
+    /// The header of a record whose type is known before its payload (its length is patched by
+    /// ``endUnsealedRecord(_:_:)``).
+    @inline(__always)
+    static func beginUnsealedRecord(_ type: EventType, timestampUnixNano: UInt64, into w: inout ProtobufWriter) {
+        w.reserve(headerSize + 64)
+        w.appendUnchecked(UInt64(formatVersion) | UInt64(type.rawValue) << 8 | timestampUnixNano << 32)
+        w.appendUnchecked(timestampUnixNano >> 32)
+    }
+
+    /// Patches the payload length, appends the zero checksum and hands the record to `body`.
+    @inline(__always)
+    static func endUnsealedRecord(_ w: inout ProtobufWriter, _ body: (UnsafeRawBufferPointer) -> AppendOutcome) -> AppendOutcome {
+        w.storeLittleEndian(UInt32(w.count - headerSize), at: 12)
+        w.appendLittleEndian(UInt32(0))
+        return w.withUnsafeBytes { body($0) }
+    }
+
     /// The constant part of a measurement's payload — name, unit and scope — encoded once per instrument, so that
     /// ``withUnsealedMeasurement(kind:prefix:attributes:value:timestampUnixNano:_:)`` copies bytes instead of
     /// encoding (and retaining) the instrument's strings on every call.
@@ -124,15 +170,11 @@ package enum EventCodec {
         timestampUnixNano: UInt64, _ body: (UnsafeRawBufferPointer) -> AppendOutcome
     ) -> AppendOutcome {
         ProtobufWriter.withScratch(passing: attributes) { attributes, w in
-            w.reserve(headerSize + prefix.count + 64)
-            w.appendUnchecked(UInt64(formatVersion) | UInt64(kind.rawValue) << 8 | timestampUnixNano << 32)
-            w.appendUnchecked(timestampUnixNano >> 32)
+            beginUnsealedRecord(EventType(rawValue: kind.rawValue), timestampUnixNano: timestampUnixNano, into: &w)
             w.append(contentsOf: prefix)
             writeAttributeBlock(attributes, into: &w)
             writeMeasurementValue(value, into: &w)
-            w.storeLittleEndian(UInt32(w.count - headerSize), at: 12)
-            w.appendLittleEndian(UInt32(0))
-            return w.withUnsafeBytes { body($0) }
+            return endUnsealedRecord(&w, body)
         }
     }
 

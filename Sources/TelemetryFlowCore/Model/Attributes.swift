@@ -192,13 +192,27 @@ public struct AttributeLimits: Sendable, Hashable {
         if count > maxCount { return true }
         // Beyond a few attributes the repeated-key check costs more than applying.
         if count > 8 { return true }
-        for i in 0..<count {
-            let attribute = attributes[i]
-            if attribute.key.isEmpty { return true }
-            for j in 0..<i where attributes[j].key == attribute.key { return true }
-            if let limit = maxValueLength, Self.exceeds(attribute.value, limit) { return true }
+        switch attributes.storage {
+        case .none: return false
+        case .one(let a): return violates(a)
+        case .two(let a, let b): return violates(a) || violates(b) || a.key == b.key
+        case .three(let a, let b, let c):
+            return violates(a) || violates(b) || violates(c) || a.key == b.key || a.key == c.key || b.key == c.key
+        case .many(let all):
+            for i in all.indices {
+                if violates(all[i]) { return true }
+                for j in 0..<i where all[j].key == all[i].key { return true }
+            }
+            return false
         }
-        return false
+    }
+
+    /// An empty key or a value longer than ``maxValueLength``.
+    @inline(__always)
+    private func violates(_ attribute: borrowing Attribute) -> Bool {
+        if attribute.key.isEmpty { return true }
+        guard let limit = maxValueLength else { return false }
+        return Self.exceeds(attribute.value, limit)
     }
 
     private static func exceeds(_ value: AttributeValue, _ limit: Int) -> Bool {

@@ -24,11 +24,14 @@ public struct Severity: Sendable, Hashable, Comparable, CustomStringConvertible 
     public static let fatal = Severity(unchecked: 21)
 
     /// The short name OpenTelemetry uses as `severity_text`, e.g. `INFO` or `WARN2`.
-    public var text: String {
+    public var text: String { Self.texts[Int(number)] }
+
+    /// Every number's text, built once (a log call reads it).
+    private static let texts: [String] = (0...24).map { number in
         guard number > 0 else { return "" }
         let names = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
-        let group = Int(number - 1) / 4
-        let step = Int(number - 1) % 4
+        let group = (number - 1) / 4
+        let step = (number - 1) % 4
         return step == 0 ? names[group] : "\(names[group])\(step + 1)"
     }
 
@@ -50,6 +53,8 @@ public struct LogRecordData: Sendable, Hashable {
     public var spanID: SpanID
     public var eventName: String
 
+    /// Inlinable, so that the caller's values are moved in rather than copied.
+    @inlinable
     public init(
         timeUnixNano: UInt64, observedTimeUnixNano: UInt64 = 0, severity: Severity, severityText: String? = nil,
         body: AttributeValue?, attributes: Attributes = [:], droppedAttributesCount: UInt32 = 0, flags: UInt32 = 0,

@@ -62,6 +62,17 @@ public final class EventLog: Sendable {
         }
     }
 
+    /// The client's append path for a log record: the record of `.log(record, scope: scope)` at the record's time,
+    /// with no ``TelemetryEvent`` built.
+    package func appendLog(_ record: borrowing LogRecordData, scope: InstrumentationScope) -> AppendOutcome {
+        EventCodec.withUnsealedLog(record, scope: scope) { engine.append($0) }
+    }
+
+    /// The client's append path for a span: `.spanStarted` (or, with `ended`, `.spanEnded`) of `span`.
+    package func appendSpan(_ span: borrowing SpanData, ended: Bool, scope: InstrumentationScope) -> AppendOutcome {
+        EventCodec.withUnsealedSpan(span, ended: ended, scope: scope) { engine.append($0) }
+    }
+
     /// Counts `count` events that a plugin (a processor, an exporter) dropped for its own `reason`: they show in
     /// ``LogStatistics/dropped`` beside the log's own reasons and are persisted with the other counters (after the
     /// next commit, and at close).
