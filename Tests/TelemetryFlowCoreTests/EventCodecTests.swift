@@ -164,6 +164,34 @@ import Testing
         }
     }
 
+    /// The client's log and span paths (no event built) write the very bytes of the general encoder, stamped with
+    /// the record's own time.
+    @Test func logsAndSpansFromTheClientPathEncodeAsTheGeneralEncoderDoes() throws {
+        func general(_ event: TelemetryEvent, _ time: UInt64) -> [UInt8] {
+            ProtobufWriter.withScratch { w in
+                EventCodec.encode(event, timestampUnixNano: time, into: &w, sequence: nil)
+                return w.bytes
+            }
+        }
+        func capture(_ append: ((UnsafeRawBufferPointer) -> AppendOutcome) -> AppendOutcome) -> [UInt8] {
+            var bytes: [UInt8] = []
+            _ = append { bytes = Array($0); return .appended(sequence: 1) }
+            return bytes
+        }
+        for attributes: Attributes in [[:], ["a": 1], ["a": 1, "b": "two", "c": true], ["a": 1, "b": "two", "c": true, "d": .double(4)]] {
+            let record = LogRecordData(
+                timeUnixNano: 0xABCD_1234_5678, observedTimeUnixNano: 7, severity: .warn, body: "served", attributes: attributes,
+                traceID: Self.span.traceID, spanID: Self.span.spanID)
+            #expect(capture { EventCodec.withUnsealedLog(record, scope: Self.scope, $0) } == general(.log(record, scope: Self.scope), record.timeUnixNano))
+            var span = Self.span
+            span.attributes = attributes
+            #expect(capture { EventCodec.withUnsealedSpan(span, ended: false, scope: Self.scope, $0) }
+                == general(.spanStarted(span, scope: Self.scope), span.startTimeUnixNano))
+            #expect(capture { EventCodec.withUnsealedSpan(span, ended: true, scope: Self.scope, $0) }
+                == general(.spanEnded(span, scope: Self.scope), span.endTimeUnixNano))
+        }
+    }
+
     /// The checksum covers the sequence the record is stored under: a damaged key is caught, not believed.
     @Test func aRecordUnderAnotherSequenceFailsItsChecksum() throws {
         let bytes = EventCodec.encode(.spanEnded(Self.span, scope: Self.scope), timestampUnixNano: 42, sequence: 1000)
