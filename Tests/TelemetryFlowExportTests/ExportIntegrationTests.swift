@@ -276,7 +276,7 @@ func recordWorkload(_ log: EventLog, spans: Int = 10) async throws -> UInt64 {
         file.policy.maxBatchCount = 50
         let pipeline = try await ExportPipeline(log: log, exporters: [file], registry: .standard())
         pipeline.start()
-        #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(10)))
+        #expect(await pipeline.waitUntilHandled(through: last, timeout: .seconds(60)))
         await pipeline.stop()
         let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("spans.jsonl") }.sorted()
         #expect(names == ["spans.jsonl", "spans.jsonl.1", "spans.jsonl.2"], "\(names)")

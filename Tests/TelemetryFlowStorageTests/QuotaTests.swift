@@ -128,16 +128,20 @@ import Testing
         let log = try EventLog(configuration)
         defer { log.close() }
         _ = try await log.registerCursor("exporter")
+        let started = ContinuousClock.now
         _ = appendMany(log, 20_000)
         let last = try await log.flush()
         try await log.setCursor("exporter", to: last)
         let sealed = log.statistics.segmentCount
-        #expect(sealed > 1, "the consumed segments stay inside the window at first")
+        // On a loaded machine the appends can outlast the window, and the first segments then go at once.
+        if ContinuousClock.now - started < .seconds(4) {
+            #expect(sealed > 1, "the consumed segments stay inside the window at first")
+        }
         var remaining = sealed
-        for _ in 0..<400 where remaining > 1 {
+        for _ in 0..<600 where remaining > 1 {
             try await Task.sleep(for: .milliseconds(50))
             remaining = log.statistics.segmentCount
         }
-        #expect(remaining == 1, "\(sealed) segments before, \(remaining) fifteen seconds after the window passed")
+        #expect(remaining == 1, "\(sealed) segments before, \(remaining) 25 seconds after the window passed")
     }
 }

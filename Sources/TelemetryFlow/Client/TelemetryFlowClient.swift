@@ -290,8 +290,8 @@ public final class TelemetryFlowClient: Service, Sendable {
             bus: bus, limits: engine?.limits ?? TelemetryFlow.Limits())
     }
 
-    private func childContext(_ base: ServiceContext?, _ span: TelemetrySpan) -> ServiceContext {
-        var context = base ?? ServiceContext.current ?? .topLevel
+    private func childContext(_ base: ServiceContext, _ span: TelemetrySpan) -> ServiceContext {
+        var context = base
         // One key: the span carries its context (``ServiceContext/spanContext`` reads it from there).
         context.span = span
         return context
@@ -305,9 +305,11 @@ public final class TelemetryFlowClient: Service, Sendable {
         _ name: String, kind: SpanKind = .internal, attributes: Attributes = [:], context: ServiceContext? = nil,
         isolation: isolated (any Actor)? = #isolation, _ body: (TelemetrySpan) async throws -> T
     ) async rethrows -> T {
-        let span = startSpan(name, kind: kind, attributes: attributes, context: context)
+        // The task's context is read once, for the parent and for the child's context.
+        let base = context ?? ServiceContext.current ?? .topLevel
+        let span = startSpan(name, kind: kind, attributes: attributes, context: base)
         do {
-            let result = try await ServiceContext.withValue(childContext(context, span)) { try await body(span) }
+            let result = try await ServiceContext.withValue(childContext(base, span)) { try await body(span) }
             span.end()
             return result
         } catch {
@@ -321,9 +323,11 @@ public final class TelemetryFlowClient: Service, Sendable {
         _ name: String, kind: SpanKind = .internal, attributes: Attributes = [:], context: ServiceContext? = nil,
         _ body: (TelemetrySpan) throws -> T
     ) rethrows -> T {
-        let span = startSpan(name, kind: kind, attributes: attributes, context: context)
+        // The task's context is read once, for the parent and for the child's context.
+        let base = context ?? ServiceContext.current ?? .topLevel
+        let span = startSpan(name, kind: kind, attributes: attributes, context: base)
         do {
-            let result = try ServiceContext.withValue(childContext(context, span)) { try body(span) }
+            let result = try ServiceContext.withValue(childContext(base, span)) { try body(span) }
             span.end()
             return result
         } catch {
