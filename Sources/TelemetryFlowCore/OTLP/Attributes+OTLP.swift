@@ -15,7 +15,7 @@ extension Attributes {
     }
 
     /// One `KeyValue` whose field number fits in a one-byte tag (`tag` is that byte).
-    @inline(__always)
+    @inline(never)
     static func encodeKeyValue(tag: UInt8, _ attribute: borrowing Attribute, into w: inout ProtobufWriter) {
         switch attribute.value {
         case .string(let v):
