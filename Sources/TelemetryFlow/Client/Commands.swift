@@ -113,7 +113,7 @@ public final class CommandBus: Sendable {
     @inline(__always)
     func record(_ instrument: borrowing InstrumentCore, _ value: MetricValue, _ attributes: borrowing Attributes, timeUnixNano: UInt64) {
         guard processors.processors.isEmpty, rate == nil, value.isValid(for: instrument.kind), open.load(ordering: .relaxed),
-            attributes.isEmpty || !limits.needsApplying(to: attributes)
+            !limits.needsApplying(to: attributes)
         else {
             dispatch(RecordMeasurement(
                 measurement: MetricMeasurement(
@@ -141,18 +141,17 @@ public final class CommandBus: Sendable {
     public func dispatch(_ command: EmitLog) {
         guard admit() else { return }
         // Nothing to change: encoded from the command as it is.
-        if processors.processors.isEmpty && (command.record.attributes.isEmpty || !limits.needsApplying(to: command.record.attributes)) {
+        if processors.processors.isEmpty && !limits.needsApplying(to: command.record.attributes) {
             _ = log.appendLog(command.record, scope: command.scope)
             return
         }
         var record = command.record
-        if !record.attributes.isEmpty && limits.needsApplying(to: record.attributes) {
+        if !record.attributes.isEmpty {
             let (kept, dropped) = limited(record.attributes)
             record.attributes = kept
             record.droppedAttributesCount += dropped
         }
-        let time = record.timeUnixNano
-        append(.log(record, scope: command.scope), at: time)
+        append(.log(record, scope: command.scope), at: record.timeUnixNano)
     }
 
     public func dispatch(_ command: StartSpan) {
@@ -161,8 +160,7 @@ public final class CommandBus: Sendable {
             _ = log.appendSpan(command.span, ended: false, scope: command.scope)
             return
         }
-        let time = command.span.startTimeUnixNano
-        append(.spanStarted(command.span, scope: command.scope), at: time)
+        append(.spanStarted(command.span, scope: command.scope), at: command.span.startTimeUnixNano)
     }
 
     /// The span's limits were applied as it was recorded (``Span``); an ended span is never rate-limited, so that
@@ -176,8 +174,7 @@ public final class CommandBus: Sendable {
             _ = log.appendSpan(command.span, ended: true, scope: command.scope)
             return
         }
-        let time = command.span.endTimeUnixNano
-        append(.spanEnded(command.span, scope: command.scope), at: time)
+        append(.spanEnded(command.span, scope: command.scope), at: command.span.endTimeUnixNano)
     }
 
     public func dispatch(_ command: AddSpanEvent) {

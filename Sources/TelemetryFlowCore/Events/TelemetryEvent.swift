@@ -34,12 +34,6 @@ public struct EventTypeSet: Sendable, Hashable, ExpressibleByArrayLiteral {
 
     public func contains(_ type: EventType) -> Bool { contains(type.rawValue) }
 
-    public func union(_ other: EventTypeSet) -> EventTypeSet {
-        var out = self
-        out.words = (words.0 | other.words.0, words.1 | other.words.1, words.2 | other.words.2, words.3 | other.words.3)
-        return out
-    }
-
     public static func == (a: EventTypeSet, b: EventTypeSet) -> Bool {
         a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3
     }

@@ -142,13 +142,15 @@ struct SeriesTable: Sendable {
     }
 
     mutating func insert(_ bytes: UnsafeRawBufferPointer, kind: UInt8, stream: Int, overflow: Bool) {
-        guard count < Self.maxEntries, find(bytes, kind: kind) == nil else { return }
+        guard count < Self.maxEntries else { return }
+        let hash = Self.hash(bytes, kind: kind)
+        if let storage, storage.find(bytes, kind: kind, hash: hash) != nil { return }
         if storage == nil {
             storage = Storage()
         } else if !isKnownUniquelyReferenced(&storage!) {
             storage = storage!.copy()
         }
-        storage!.insert(bytes, entry: Entry(kind: kind, overflow: overflow, stream: Int32(stream)), hash: Self.hash(bytes, kind: kind))
+        storage!.insert(bytes, entry: Entry(kind: kind, overflow: overflow, stream: Int32(stream)), hash: hash)
     }
 
     mutating func removeAll() {

@@ -106,23 +106,18 @@ public final class EventLog: Sendable {
     ///
     /// Damaged records are skipped and counted; ``EventBatch/endSequence`` tells where to advance past them.
     /// Safe to call from any thread, concurrently with appends.
-    public func read(after position: UInt64, maxCount: Int = 1024, maxBytes: Int = 4 << 20) throws -> EventBatch {
-        try engine.read(after: position, maxCount: maxCount, maxBytes: maxBytes, types: nil)
-    }
-
-    /// ``read(after:maxCount:maxBytes:)`` for a consumer that needs only some types (a projection): records of
-    /// other types are passed over by their type byte, neither copied nor checksummed, and count towards
-    /// `maxCount` (``EventBatch/passedOver``).
     ///
-    /// Damage in a passed-over record goes unnoticed by this read (a damaged type byte can also make a record
+    /// With `types`, for a consumer that needs only some (a projection), records of other types are passed over by
+    /// their type byte, neither copied nor checksummed, and count towards `maxCount` (``EventBatch/passedOver``).
+    /// Damage in a passed-over record goes unnoticed by such a read (a damaged type byte can also make a record
     /// look like another type); readers of every type, the exporters, find it and count it.
-    public func read(after position: UInt64, maxCount: Int = 1024, maxBytes: Int = 4 << 20, types: EventTypeSet) throws -> EventBatch {
+    public func read(after position: UInt64, maxCount: Int = 1024, maxBytes: Int = 4 << 20, types: EventTypeSet? = nil) throws -> EventBatch {
         try engine.read(after: position, maxCount: maxCount, maxBytes: maxBytes, types: types)
     }
 
     /// Suspends until an event after `sequence` is committed (or was dropped, so that reading after `sequence`
     /// moves on) and returns the highest such sequence; returns at once when there already is one. Consumers
-    /// sleep here instead of polling ``read(after:maxCount:maxBytes:)``.
+    /// sleep here instead of polling ``read(after:maxCount:maxBytes:types:)``.
     ///
     /// - Throws: `CancellationError` when the calling task is cancelled; ``TelemetryFlowError/Code/closed`` when
     ///   the log is closed.
