@@ -166,4 +166,30 @@ if only == nil || only == "memory" {
     emit(#"{"bench":"client_memory","calls":\#(recorded),"seconds":\#(String(format: "%.1f", seconds)),"dropped":\#(dropped),"rss_anon_mib_every_million":[\#(mib)]}"#)
     await telemetry.shutdown(timeout: .seconds(5))
 }
+// Where a span's time goes, one thread, paced: the task-local context alone (a child context set and bound, no
+// span), a span started and ended with an explicit context (no task-local), and a sampled-out `withSpan` (ids,
+// context, no append).
+if only == "span-parts" {
+    let telemetry = try await makeClient("span-parts")
+    let statistics: @Sendable () -> LogStatistics? = { telemetry.statistics?.log }
+    let attributes: Attributes = ["http.route": "/api/items", "http.request.method": "GET", "http.response.status_code": 200]
+    let parked = telemetry.startSpan("parked", context: .topLevel)
+    let parts: [(String, @Sendable () -> Void)] = [
+        ("context_only", {
+            let base = ServiceContext.current ?? .topLevel
+            var child = base
+            child.span = parked
+            ServiceContext.withValue(child) { }
+        }),
+        ("start_end_explicit_context", { telemetry.startSpan("GET /api/items", kind: .server, attributes: attributes, context: .topLevel).end() }),
+        ("with_span", { telemetry.withSpan("GET /api/items", kind: .server, attributes: attributes) { _ in } }),
+    ]
+    for (name, body) in parts {
+        await telemetry.flush(timeout: .seconds(120))
+        let result = measure(threads: 1, perThread: calls / 4, paced: statistics, body)
+        emit(#"{"bench":"client_span_part","part":"\#(name)","calls":\#(calls / 4),"median_ns":\#(Int(result.median.rounded())),"cpu_ns_per_call":\#(Int(result.cpu.rounded()))}"#)
+    }
+    parked.end()
+    await telemetry.shutdown(timeout: .seconds(5))
+}
 try? FileManager.default.removeItem(atPath: baseDir)

@@ -138,4 +138,59 @@ import TelemetryFlowTesting
         #expect((telemetry.statistics?.log.dropped[.rateLimited] ?? 0) >= 1000)
         await telemetry.shutdown()
     }
+
+    /// The span limits apply where a span is recorded: at its start (the started record is what a crash-cut span
+    /// is exported from) and on every later mutation, so both records agree.
+    @Test func spanLimitsApplyToTheStartedAndTheEndedRecord() async throws {
+        let dir = LogDirectory()
+        let telemetry = try await Self.client(dir) { c in
+            c.limits.spanAttributeCount = 2
+            c.limits.spanAttributeValueLength = 3
+            c.limits.attributeValueLength = 5
+            c.limits.spanEventCount = 1
+            c.limits.eventAttributeCount = 1
+            c.limits.spanLinkCount = 1
+            c.limits.linkAttributeCount = 1
+        }
+        let other = SpanContext(traceID: TraceID(high: 1, low: 2), spanID: SpanID(3))
+        let span = telemetry.startSpan(
+            "limited", attributes: ["a": "abcdef", "b": 7, "c": "dropped", "": "empty key"],
+            links: [SpanLink(traceID: other.traceID, spanID: other.spanID, attributes: ["x": "xyzxyz", "y": 1]),
+                    SpanLink(traceID: other.traceID, spanID: SpanID(4))],
+            context: .topLevel)
+        span.setAttribute("b", "replaced")
+        span.setAttribute("d", "also dropped")
+        span.addEvent("first", attributes: ["e": "eeeeeeee", "f": 2])
+        span.addEvent("second")
+        span.end()
+        // Within the limits, a set is recorded as it is.
+        telemetry.withSpan("plain", attributes: ["k": "v", "n": 1]) { _ in }
+        let log = try #require(telemetry.eventLog)
+        _ = try await log.flush()
+        let events = try log.read(after: 0, maxCount: 100).compactMap { try? $0.decode() }
+        let started = try #require(events.compactMap { event -> SpanData? in
+            if case .spanStarted(let s, _) = event, s.name == "limited" { return s }
+            return nil
+        }.first)
+        #expect(started.attributes.elements == [Attribute("a", "abc"), Attribute("b", 7)], "count and span value length at the start")
+        #expect(started.droppedAttributesCount == 1, "the third attribute is dropped; an empty key is ignored")
+        #expect(started.links.count == 1 && started.droppedLinksCount == 1)
+        #expect(started.links.first?.attributes.elements == [Attribute("x", "xyzxy")], "link attributes: their count and the general length")
+        #expect(started.links.first?.droppedAttributesCount == 1)
+        let ended = try #require(events.compactMap { event -> SpanData? in
+            if case .spanEnded(let s, _) = event, s.name == "limited" { return s }
+            return nil
+        }.first)
+        #expect(ended.attributes.elements == [Attribute("a", "abc"), Attribute("b", "rep")], "a later value is cut too")
+        #expect(ended.droppedAttributesCount == 2)
+        #expect(ended.events.map(\.name) == ["first"] && ended.droppedEventsCount == 1)
+        #expect(ended.events.first?.attributes.elements == [Attribute("e", "eeeee")] && ended.events.first?.droppedAttributesCount == 1)
+        #expect(ended.links == started.links && ended.droppedLinksCount == 1)
+        let plain = try #require(events.compactMap { event -> SpanData? in
+            if case .spanEnded(let s, _) = event, s.name == "plain" { return s }
+            return nil
+        }.first)
+        #expect(plain.attributes.elements == [Attribute("k", "v"), Attribute("n", 1)] && plain.droppedAttributesCount == 0)
+        await telemetry.shutdown()
+    }
 }

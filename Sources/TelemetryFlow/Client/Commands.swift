@@ -154,6 +154,25 @@ public final class CommandBus: Sendable {
         append(.log(record, scope: command.scope), at: record.timeUnixNano)
     }
 
+    /// A span's start or end: straight from the span's state to the log when no processor has work; otherwise as
+    /// a ``StartSpan`` or ``EndSpan`` command.
+    @inline(__always)
+    func record(span: borrowing SpanData, ended: Bool, scope: borrowing InstrumentationScope) {
+        guard processors.processors.isEmpty else {
+            if ended { dispatch(EndSpan(span: copy span, scope: copy scope)) } else { dispatch(StartSpan(span: copy span, scope: copy scope)) }
+            return
+        }
+        if ended {
+            guard open.load(ordering: .relaxed) else {
+                drop(.afterShutdown)
+                return
+            }
+        } else {
+            guard admit() else { return }
+        }
+        _ = log.appendSpan(span, ended: ended, scope: scope)
+    }
+
     public func dispatch(_ command: StartSpan) {
         guard admit() else { return }
         if processors.processors.isEmpty {

@@ -38,7 +38,7 @@ public final class TelemetryFlowClient: Service, Sendable {
         let logsEnabled: Bool
         let tracesEnabled: Bool
         let sampler: Sampler
-        let limits: TelemetryFlow.Limits
+        let spanLimits: SpanLimits
         let ids = IDGenerator.shared
 
         init(
@@ -54,7 +54,7 @@ public final class TelemetryFlowClient: Service, Sendable {
             logsEnabled = configuration.signals.contains(.logs)
             tracesEnabled = configuration.signals.contains(.traces)
             self.sampler = configuration.sampler
-            self.limits = configuration.limits
+            spanLimits = SpanLimits(configuration.limits)
         }
     }
 
@@ -271,10 +271,11 @@ public final class TelemetryFlowClient: Service, Sendable {
     /// ``withSpan(_:kind:attributes:context:_:)-(_,_,_,_,(TelemetrySpan)throws->T)`` does both and sets the context
     /// for its closure.
     public func startSpan(
-        _ name: String, kind: SpanKind = .internal, attributes: Attributes = [:], links: [SpanLink] = [],
+        _ name: String, kind: SpanKind = .internal, attributes: consuming Attributes = [:], links: [SpanLink] = [],
         context: ServiceContext? = nil, scope: InstrumentationScope? = nil, at start: UInt64? = nil
     ) -> TelemetrySpan {
         let parent = (context ?? ServiceContext.current)?.spanContext.flatMap { $0.isValid ? $0 : nil }
+        let engine = self.engine
         let ids = engine?.ids ?? IDGenerator.shared
         let traceID = parent?.traceID ?? ids.traceID()
         var bus: CommandBus?
@@ -287,8 +288,11 @@ public final class TelemetryFlowClient: Service, Sendable {
         return TelemetrySpan(
             name: name, context: spanContext, parentSpanID: parent?.spanID ?? .invalid, parentIsRemote: parent?.isRemote ?? false,
             kind: kind, start: start ?? wallClockNanos(), attributes: attributes, links: links, scope: scope ?? Self.defaultScope,
-            bus: bus, limits: engine?.limits ?? TelemetryFlow.Limits())
+            bus: bus, limits: engine?.spanLimits ?? Self.defaultSpanLimits)
     }
+
+    /// The limits of spans of a disabled client (which records nothing).
+    private static let defaultSpanLimits = SpanLimits(TelemetryFlow.Limits())
 
     private func childContext(_ base: ServiceContext, _ span: TelemetrySpan) -> ServiceContext {
         var context = base
@@ -302,7 +306,7 @@ public final class TelemetryFlowClient: Service, Sendable {
     /// children. The span ends when `body` returns or throws; a thrown error sets status error and records an
     /// `exception` event.
     public func withSpan<T>(
-        _ name: String, kind: SpanKind = .internal, attributes: Attributes = [:], context: ServiceContext? = nil,
+        _ name: String, kind: SpanKind = .internal, attributes: consuming Attributes = [:], context: ServiceContext? = nil,
         isolation: isolated (any Actor)? = #isolation, _ body: (TelemetrySpan) async throws -> T
     ) async rethrows -> T {
         // The task's context is read once, for the parent and for the child's context.
@@ -320,7 +324,7 @@ public final class TelemetryFlowClient: Service, Sendable {
 
     /// The synchronous form of ``withSpan(_:kind:attributes:context:isolation:_:)``.
     public func withSpan<T>(
-        _ name: String, kind: SpanKind = .internal, attributes: Attributes = [:], context: ServiceContext? = nil,
+        _ name: String, kind: SpanKind = .internal, attributes: consuming Attributes = [:], context: ServiceContext? = nil,
         _ body: (TelemetrySpan) throws -> T
     ) rethrows -> T {
         // The task's context is read once, for the parent and for the child's context.

@@ -20,25 +20,20 @@ public final class TelemetrySpan: Sendable {
     let parentIsRemote: Bool
     let scope: InstrumentationScope
     private let bus: CommandBus?
-    private let limits: TelemetryFlow.Limits
+    private let limits: SpanLimits
     /// Held in the span object itself (one allocation per span, no generic lock class to instantiate).
     private let state: Mutex<State>
 
+    /// The span as recorded so far: the very value appended when it starts and, moved out, when it ends (its
+    /// attribute values already cut to the value-length limit as they were set).
     struct State {
-        var name: String
-        var attributes = Attributes()
-        var droppedAttributes: UInt32 = 0
-        var events: [SpanEvent] = []
-        var droppedEvents: UInt32 = 0
-        var links: [SpanLink] = []
-        var droppedLinks: UInt32 = 0
-        var status = SpanStatus.unset
+        var data: SpanData
         var ended = false
     }
 
     init(
-        name: String, context: SpanContext, parentSpanID: SpanID, parentIsRemote: Bool, kind: SpanKind, start: UInt64, attributes: Attributes,
-        links: [SpanLink], scope: InstrumentationScope, bus: CommandBus?, limits: TelemetryFlow.Limits
+        name: String, context: SpanContext, parentSpanID: SpanID, parentIsRemote: Bool, kind: SpanKind, start: UInt64,
+        attributes: consuming Attributes, links: [SpanLink], scope: InstrumentationScope, bus: CommandBus?, limits: SpanLimits
     ) {
         self.context = context
         self.parentSpanID = parentSpanID
@@ -49,69 +44,79 @@ public final class TelemetrySpan: Sendable {
         self.scope = scope
         self.bus = bus
         self.limits = limits
+        let flags = UInt32(context.traceFlags) | (parentIsRemote ? 0x300 : 0x100)
+        // The state is built in place (a local copy would be copied again into the lock and destroyed).
         guard let bus else {
-            state = Mutex(State(name: name))
+            state = Mutex(State(data: SpanData(
+                traceID: context.traceID, spanID: context.spanID, parentSpanID: parentSpanID, traceState: context.traceState,
+                flags: flags, name: name, kind: kind, startTimeUnixNano: start)))
             return
         }
-        // The state is built before the span is shared, so no lock is needed yet.
-        var initial = State(name: name)
-        let limit = limits.spanAttributeCount ?? limits.attributeCount
-        if attributes.count <= limit, let limits = try? AttributeLimits(maxCount: limit, maxValueLength: nil), !limits.needsApplying(to: attributes) {
-            initial.attributes = attributes
+        let fits = !limits.attributes.needsApplying(to: attributes)
+        if fits {
+            state = Mutex(State(data: SpanData(
+                traceID: context.traceID, spanID: context.spanID, parentSpanID: parentSpanID, traceState: context.traceState,
+                flags: flags, name: name, kind: kind, startTimeUnixNano: start, attributes: attributes)))
         } else {
-            for attribute in attributes { Self.set(attribute.key, attribute.value, in: &initial, limit: limit) }
+            var data = SpanData(
+                traceID: context.traceID, spanID: context.spanID, parentSpanID: parentSpanID, traceState: context.traceState,
+                flags: flags, name: name, kind: kind, startTimeUnixNano: start)
+            for attribute in attributes { Self.set(attribute.key, attribute.value, in: &data, limits: limits) }
+            state = Mutex(State(data: data))
         }
-        for link in links { Self.add(link, to: &initial, limits: limits) }
-        let started = Self.spanData(of: initial, context: context, parentSpanID: parentSpanID, parentIsRemote: parentIsRemote, kind: kind,
-            start: start, end: 0, limits: limits)
-        state = Mutex(initial)
-        bus.dispatch(StartSpan(span: started, scope: scope))
+        // Appended from the state itself; the span is not shared yet, so the lock is never contended.
+        state.withLock { s in
+            for link in links { Self.add(link, to: &s.data, limits: limits) }
+            bus.record(span: s.data, ended: false, scope: scope)
+        }
     }
 
-    public var name: String { state.withLock { $0.name } }
+    public var name: String { state.withLock { $0.data.name } }
 
     public func updateName(_ name: String) {
         guard isRecording else { return }
-        state.withLock { if !$0.ended { $0.name = name } }
+        state.withLock { if !$0.ended { $0.data.name = name } }
     }
 
     public func setAttribute(_ key: String, _ value: AttributeValue) {
         guard isRecording else { return }
-        let limit = limits.spanAttributeCount ?? limits.attributeCount
-        state.withLock { if !$0.ended { Self.set(key, value, in: &$0, limit: limit) } }
+        let limits = self.limits
+        state.withLock { if !$0.ended { Self.set(key, value, in: &$0.data, limits: limits) } }
     }
 
     public func setAttributes(_ attributes: Attributes) {
         guard isRecording else { return }
-        let limit = limits.spanAttributeCount ?? limits.attributeCount
+        let limits = self.limits
         state.withLock { s in
             guard !s.ended else { return }
-            for attribute in attributes { Self.set(attribute.key, attribute.value, in: &s, limit: limit) }
+            for attribute in attributes { Self.set(attribute.key, attribute.value, in: &s.data, limits: limits) }
         }
     }
 
-    private static func set(_ key: String, _ value: AttributeValue, in s: inout State, limit: Int) {
+    /// Sets one attribute within the span's limits: an empty key is ignored, a new key beyond the count limit is
+    /// dropped and counted, a long value is cut to the value-length limit.
+    private static func set(_ key: String, _ value: AttributeValue, in data: inout SpanData, limits: SpanLimits) {
         guard !key.isEmpty else { return }
-        if s.attributes[key] == nil && s.attributes.count >= limit {
-            s.droppedAttributes += 1
+        if data.attributes[key] == nil && data.attributes.count >= limits.attributes.maxCount {
+            data.droppedAttributesCount += 1
             return
         }
-        s.attributes.set(key, value)
+        data.attributes.set(key, limits.attributes.truncate(value))
     }
 
     /// Adds a timestamped event (now unless `at` is given, unix nanoseconds).
     public func addEvent(_ name: String, attributes: Attributes = [:], at time: UInt64? = nil) {
         guard isRecording else { return }
-        let (kept, dropped) = Self.limit(attributes, count: limits.eventAttributeCount, length: limits.attributeValueLength)
+        let (kept, dropped) = Self.limit(attributes, limits.eventAttributes)
         let event = SpanEvent(name: name, timeUnixNano: time ?? wallClockNanos(), attributes: kept, droppedAttributesCount: dropped)
-        let maxEvents = limits.spanEventCount
+        let maxEvents = limits.events
         let added = state.withLock { s -> Bool in
             guard !s.ended else { return false }
-            if s.events.count >= maxEvents {
-                s.droppedEvents += 1
+            if s.data.events.count >= maxEvents {
+                s.data.droppedEventsCount += 1
                 return false
             }
-            s.events.append(event)
+            s.data.events.append(event)
             return true
         }
         if added { bus?.dispatch(AddSpanEvent(traceID: context.traceID, spanID: context.spanID, event: event)) }
@@ -122,25 +127,23 @@ public final class TelemetrySpan: Sendable {
         guard isRecording else { return }
         let link = SpanLink(traceID: context.traceID, spanID: context.spanID, traceState: context.traceState, attributes: attributes, flags: UInt32(context.traceFlags))
         let limits = self.limits
-        state.withLock { if !$0.ended { Self.add(link, to: &$0, limits: limits) } }
+        state.withLock { if !$0.ended { Self.add(link, to: &$0.data, limits: limits) } }
     }
 
-    private static func add(_ link: SpanLink, to s: inout State, limits: TelemetryFlow.Limits) {
-        if s.links.count >= limits.spanLinkCount {
-            s.droppedLinks += 1
+    private static func add(_ link: SpanLink, to data: inout SpanData, limits: SpanLimits) {
+        if data.links.count >= limits.links {
+            data.droppedLinksCount += 1
             return
         }
         var link = link
-        let (kept, dropped) = limit(link.attributes, count: limits.linkAttributeCount, length: limits.attributeValueLength)
+        let (kept, dropped) = limit(link.attributes, limits.linkAttributes)
         link.attributes = kept
         link.droppedAttributesCount += dropped
-        s.links.append(link)
+        data.links.append(link)
     }
 
-    private static func limit(_ attributes: Attributes, count: Int, length: Int?) -> (Attributes, UInt32) {
-        guard !attributes.isEmpty, attributes.count > count || length != nil,
-            let limits = try? AttributeLimits(maxCount: count, maxValueLength: length), limits.needsApplying(to: attributes)
-        else { return (attributes, 0) }
+    private static func limit(_ attributes: Attributes, _ limits: AttributeLimits) -> (Attributes, UInt32) {
+        guard limits.needsApplying(to: attributes) else { return (attributes, 0) }
         let (kept, dropped) = limits.apply(to: attributes)
         return (kept, UInt32(dropped))
     }
@@ -149,8 +152,8 @@ public final class TelemetrySpan: Sendable {
     public func setStatus(_ status: SpanStatus) {
         guard isRecording else { return }
         state.withLock { s in
-            guard !s.ended, s.status.code != .ok, status.code != .unset else { return }
-            s.status = status
+            guard !s.ended, s.data.status.code != .ok, status.code != .unset else { return }
+            s.data.status = status
         }
     }
 
@@ -179,44 +182,41 @@ public final class TelemetrySpan: Sendable {
 
     /// Ends the span (now unless `at` is given) and appends it; later calls do nothing.
     public func end(at time: UInt64? = nil) {
-        guard isRecording, let bus else { return }
-        // An ended span never changes again: its attributes, events and links are moved out, not copied (only the
-        // name stays, for ``name``).
-        let final = state.withLock { s -> State? in
+        guard let bus else { return }
+        let now = time ?? wallClockNanos()
+        // An ended span never changes again: its state is moved out, not copied (only the name stays, for ``name``).
+        let final = state.withLock { s -> SpanData? in
             guard !s.ended else { return nil }
-            var taken = State(name: s.name)
-            swap(&taken, &s)
             s.ended = true
+            var taken = SpanData(traceID: .invalid, spanID: .invalid, name: s.data.name, startTimeUnixNano: 0)
+            swap(&taken, &s.data)
             return taken
         }
-        guard let final else { return }
-        let end = max(time ?? wallClockNanos(), startTimeUnixNano)
-        bus.dispatch(EndSpan(
-            span: Self.spanData(
-                of: final, context: context, parentSpanID: parentSpanID, parentIsRemote: parentIsRemote, kind: kind,
-                start: startTimeUnixNano, end: end, limits: limits),
-            scope: scope))
+        guard var final else { return }
+        final.endTimeUnixNano = max(now, startTimeUnixNano)
+        bus.record(span: final, ended: true, scope: scope)
     }
 
     /// Whether ``end(at:)`` was called.
     public var isEnded: Bool { state.withLock { $0.ended } }
+}
 
-    /// The span as recorded so far, its attribute values cut to the value-length limit.
-    private static func spanData(
-        of s: consuming State, context: SpanContext, parentSpanID: SpanID, parentIsRemote: Bool, kind: SpanKind, start: UInt64, end: UInt64,
-        limits: TelemetryFlow.Limits
-    ) -> SpanData {
-        var attributes = s.attributes
-        var dropped = s.droppedAttributes
-        if let length = limits.spanAttributeValueLength ?? limits.attributeValueLength {
-            let (kept, truncatedDrops) = Self.limit(attributes, count: Int.max, length: length)
-            attributes = kept
-            dropped += truncatedDrops
-        }
-        return SpanData(
-            traceID: context.traceID, spanID: context.spanID, parentSpanID: parentSpanID, traceState: context.traceState,
-            flags: UInt32(context.traceFlags) | (parentIsRemote ? 0x300 : 0x100), name: s.name, kind: kind,
-            startTimeUnixNano: start, endTimeUnixNano: end, attributes: attributes, droppedAttributesCount: dropped,
-            events: s.events, droppedEventsCount: s.droppedEvents, links: s.links, droppedLinksCount: s.droppedLinks, status: s.status)
+/// A span's limits, resolved once from ``TelemetryFlow/Limits`` (the span-specific ones, else the general ones).
+struct SpanLimits: Sendable {
+    /// Attributes per span and the longest value.
+    let attributes: AttributeLimits
+    let events: Int
+    let links: Int
+    let eventAttributes: AttributeLimits
+    let linkAttributes: AttributeLimits
+
+    /// `limits` were validated with the configuration (negative ones are rejected there).
+    init(_ limits: TelemetryFlow.Limits) {
+        func make(_ count: Int, _ length: Int?) -> AttributeLimits { AttributeLimits(validatedMaxCount: count, maxValueLength: length) }
+        attributes = make(limits.spanAttributeCount ?? limits.attributeCount, limits.spanAttributeValueLength ?? limits.attributeValueLength)
+        events = limits.spanEventCount
+        links = limits.spanLinkCount
+        eventAttributes = make(limits.eventAttributeCount, limits.attributeValueLength)
+        linkAttributes = make(limits.linkAttributeCount, limits.attributeValueLength)
     }
 }

@@ -181,6 +181,12 @@ public struct AttributeLimits: Sendable, Hashable {
         self.maxValueLength = maxValueLength
     }
 
+    /// Limits already validated (counts and lengths not negative): for limits resolved from a checked configuration.
+    package init(validatedMaxCount maxCount: Int, maxValueLength: Int?) {
+        self.maxCount = Swift.max(0, maxCount)
+        self.maxValueLength = maxValueLength.map { Swift.max(0, $0) }
+    }
+
     /// The OpenTelemetry defaults with a 4 KiB value limit.
     public static let `default` = try! AttributeLimits()
 
@@ -250,7 +256,8 @@ public struct AttributeLimits: Sendable, Hashable {
         return (Attributes(kept), dropped)
     }
 
-    func truncate(_ value: AttributeValue) -> AttributeValue {
+    /// `value` cut to ``maxValueLength`` (strings at a character boundary; bytes; each element of a string array).
+    package func truncate(_ value: AttributeValue) -> AttributeValue {
         guard let limit = maxValueLength else { return value }
         switch value {
         case .string(let s): return .string(Self.truncate(s, to: limit))
