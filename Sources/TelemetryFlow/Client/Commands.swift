@@ -138,20 +138,23 @@ public final class CommandBus: Sendable {
         append(.measurement(m), at: command.timeUnixNano)
     }
 
-    public func dispatch(_ command: EmitLog) {
+    public func dispatch(_ command: EmitLog) { emit(command.record, scope: command.scope) }
+
+    /// The handler of ``EmitLog``, for a record given by borrow (the client's log call builds the record in place
+    /// and passes it here: wrapping it in the command first would copy it). Nothing to change: encoded as it is.
+    func emit(_ record: borrowing LogRecordData, scope: borrowing InstrumentationScope) {
         guard admit() else { return }
-        // Nothing to change: encoded from the command as it is.
-        if processors.processors.isEmpty && !limits.needsApplying(to: command.record.attributes) {
-            _ = log.appendLog(command.record, scope: command.scope)
+        if processors.processors.isEmpty && !limits.needsApplying(to: record.attributes) {
+            _ = log.appendLog(record, scope: scope)
             return
         }
-        var record = command.record
+        var record = copy record
         if !record.attributes.isEmpty {
             let (kept, dropped) = limited(record.attributes)
             record.attributes = kept
             record.droppedAttributesCount += dropped
         }
-        append(.log(record, scope: command.scope), at: record.timeUnixNano)
+        append(.log(record, scope: copy scope), at: record.timeUnixNano)
     }
 
     /// A span's start or end: straight from the span's state to the log when no processor has work; otherwise as

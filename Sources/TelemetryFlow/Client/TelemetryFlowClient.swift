@@ -249,19 +249,29 @@ public final class TelemetryFlowClient: Service, Sendable {
     /// Emits a log record carrying the current span's trace and span id (from `context`, or the task's
     /// `ServiceContext`). An `error` adds `exception.type` and `exception.message`.
     public func log(
-        _ severity: Severity, _ message: String, _ attributes: Attributes = [:], error: (any Error)? = nil,
+        _ severity: Severity, _ message: String, _ attributes: consuming Attributes = [:], error: (any Error)? = nil,
         context: ServiceContext? = nil, scope: InstrumentationScope? = nil
     ) {
         guard let engine, engine.logsEnabled else { return }
         let now = wallClockNanos()
         let span = (context ?? ServiceContext.current)?.spanContext
-        var record = LogRecordData(
+        if let error {
+            for attribute in TelemetrySpan.exceptionAttributes(error) { attributes.set(attribute.key, attribute.value) }
+        }
+        // The ``EmitLog`` handler, given the record by borrow: wrapping it in the command would copy it.
+        engine.bus.emit(
+            Self.logRecord(now, severity, message, attributes, span), scope: scope ?? Self.defaultScope)
+    }
+
+    /// Built out of line, so that the record is initialised where the caller keeps it (inlined, the optimiser
+    /// built it in a temporary and copied it).
+    @inline(never)
+    private static func logRecord(
+        _ now: UInt64, _ severity: Severity, _ message: String, _ attributes: consuming Attributes, _ span: SpanContext?
+    ) -> LogRecordData {
+        LogRecordData(
             timeUnixNano: now, observedTimeUnixNano: now, severity: severity, body: .string(message), attributes: attributes,
             flags: UInt32(span?.traceFlags ?? 0), traceID: span?.traceID ?? .invalid, spanID: span?.spanID ?? .invalid)
-        if let error {
-            for attribute in TelemetrySpan.exceptionAttributes(error) { record.attributes.set(attribute.key, attribute.value) }
-        }
-        engine.bus.dispatch(EmitLog(record: record, scope: scope ?? Self.defaultScope))
     }
 
     // MARK: Spans
