@@ -6,7 +6,7 @@ PYTHON ?= python3
 APT_PACKAGES := liblmdb-dev libcurl4-openssl-dev libnghttp2-dev zlib1g-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: deps test-deps build demo test test-sanitizers fuzz bench clean
+.PHONY: deps test-deps build demo test test-sanitizers fuzz bench bench-peers clean
 
 # The durability suites (fault injection, damage, full disk, I/O errors) keep both cores busy with child processes;
 # they run after the others so that the export suites' timing is not starved by them. The crash-cut span test (a
@@ -80,6 +80,19 @@ bench: deps
 	.build/release/tflow-bench --raw Benchmarks/lmdb-raw/lmdb-raw $(BENCH_ARGS)
 	.build/release/tflow-export-bench
 	.build/release/tflow-client-bench
+
+# The client's recording calls and the same calls through swift-otel (Benchmarks/Peers, a package of its own: its
+# cold release build takes about 12 minutes here), alternated in one run, so that each figure has its peer's beside it.
+PEER_ROUNDS ?= 3
+bench-peers: deps
+	$(SWIFT) build -c release --product tflow-client-bench
+	cd Benchmarks/Peers && $(SWIFT) build -c release
+	for round in $$(seq $(PEER_ROUNDS)); do \
+		for op in counter histogram log span; do \
+			.build/release/tflow-client-bench --only $$op --mode paced $(BENCH_ARGS); \
+			Benchmarks/Peers/.build/release/SwiftOTelPeer --only $$op $(BENCH_ARGS); \
+		done; \
+	done
 
 clean:
 	rm -rf .build .build-tsan .build-asan Benchmarks/lmdb-raw/lmdb-raw

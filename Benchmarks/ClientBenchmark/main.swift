@@ -1,7 +1,8 @@
 // Client benchmark: the public recording calls as a user writes them, on a client with durable logging on
 // (`interval`, 1000 ms), from 1 and 2 threads. Prints one JSON line per figure. Run with `make bench`.
 //
-//   tflow-client-bench [--calls N] [--memory-calls N] [--dir DIR] [--only counter|histogram|log|span|memory]
+//   tflow-client-bench [--calls N] [--memory-calls N] [--dir DIR] [--only counter|histogram|log|span|memory|span-parts]
+//                      [--mode paced|saturated] [--threads N]
 //
 // Per call: the median and p99 of the time per call over blocks of 64 calls (one clock read per block), the
 // recording threads' own CPU time per call (CLOCK_THREAD_CPUTIME_ID: what a call costs its caller, preemption
@@ -12,7 +13,10 @@
 //              (its queue full while the writer was behind; recording never waits) are counted and printed — a
 //              dropped call is cheaper than a recorded one, so a figure with drops says so.
 // Memory: the process's anonymous RSS (/proc/self/status RssAnon) sampled every million calls while one thread
-// records 10 M counter adds.
+// records 10 M counter adds. `--only span-parts` (not in the full run; `--part NAME` for one) measures where a
+// span's time goes, one thread, paced: the task-local context alone and its pieces (read, one key set, a bind), a
+// span started and ended with an explicit context, and `withSpan`.
+// The measuring code is in Measure.swift, which the swift-otel peer benchmark (Benchmarks/Peers) shares.
 import Foundation
 import Synchronization
 import TelemetryFlow
@@ -22,29 +26,23 @@ var calls = 2_000_000
 var memoryCalls = 10_000_000
 var baseDir = NSTemporaryDirectory() + "tflow-client-bench-\(getpid())"
 var only: String?
+var onlyMode: String?
+var threadCounts = [1, 2]
+var onlyPart: String?
 while let argument = arguments.popFirst() {
     switch argument {
     case "--calls": calls = Int(arguments.popFirst() ?? "") ?? calls
     case "--memory-calls": memoryCalls = Int(arguments.popFirst() ?? "") ?? memoryCalls
     case "--dir": baseDir = arguments.popFirst() ?? baseDir
     case "--only": only = arguments.popFirst()
+    case "--mode": onlyMode = arguments.popFirst()
+    case "--part": onlyPart = arguments.popFirst()
+    case "--threads": threadCounts = [Int(arguments.popFirst() ?? "") ?? 1]
     default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
     }
 }
 
 func emit(_ text: String) { print(text); fflush(nil) }
-
-func monotonic() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
-func threadCPU() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
 
 func anonymousKiB() -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
@@ -66,57 +64,16 @@ func anonymousKiB() -> Int {
     return client
 }
 
-/// Runs `body` `perThread` times on each of `threads` threads; returns per-call block medians and the wall time.
-/// With `paced` (the log's statistics given), each thread pauses after every burst until the log has committed
-/// what was appended; the pauses are neither timed nor counted as CPU.
-func measure(
-    threads: Int, perThread: Int, paced: (@Sendable () -> LogStatistics?)? = nil, _ body: @escaping @Sendable () -> Void
-) -> (median: Double, p99: Double, seconds: Double, cpu: Double) {
-    let block = 64
-    let burst = 4096
-    let samples = Mutex<[Double]>([])
-    let cpu = Mutex<UInt64>(0)
-    let start = monotonic()
-    var workers: [Thread] = []
-    let done = DispatchGroup()
-    for _ in 0..<threads {
-        done.enter()
-        let thread = Thread {
-            Thread.current.name = "bench-recorder"
-            var mine: [Double] = []
-            mine.reserveCapacity(perThread / block + 1)
-            var n = 0
-            var used: UInt64 = 0
-            var cpu0 = threadCPU()
-            while n < perThread {
-                let t0 = monotonic()
-                for _ in 0..<block { body() }
-                mine.append(Double(monotonic() - t0) / Double(block))
-                n += block
-                if let paced, n % burst == 0 {
-                    used += threadCPU() - cpu0
-                    while let s = paced(), s.committed + s.droppedTotal < s.appended { usleep(200) }
-                    cpu0 = threadCPU()
-                }
-            }
-            used += threadCPU() - cpu0
-            cpu.withLock { $0 += used }
-            samples.withLock { $0 += mine }
-            done.leave()
-        }
-        workers.append(thread)
-        thread.start()
+/// The pause of paced mode: until the log has committed everything appended (or dropped it).
+func untilCommitted(_ telemetry: TelemetryFlowClient) -> @Sendable () -> Void {
+    {
+        while let s = telemetry.statistics?.log, s.committed + s.droppedTotal < s.appended { usleep(200) }
     }
-    done.wait()
-    let seconds = Double(monotonic() - start) / 1e9
-    let sorted = samples.withLock { $0 }.sorted()
-    let cpuPerCall = Double(cpu.withLock { $0 }) / Double(threads * perThread)
-    return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)], seconds, cpuPerCall)
 }
 
 let operations: [(String, Int)] = [("counter", calls), ("histogram", calls), ("log", calls / 2), ("span", calls / 4)]
 for (operation, count) in operations where only == nil || only == operation {
-    for threads in [1, 2] {
+    for threads in threadCounts {
         let telemetry = try await makeClient("\(operation)-\(threads)")
         let counter = telemetry.counter("http.server.requests", unit: "{request}")
         let histogram = telemetry.histogram("http.server.duration", unit: "ms")
@@ -131,11 +88,10 @@ for (operation, count) in operations where only == nil || only == operation {
             }
         }
         let perThread = count / threads
-        for mode in ["paced", "saturated"] {
+        for mode in ["paced", "saturated"] where onlyMode == nil || onlyMode == mode {
             await telemetry.flush(timeout: .seconds(120))
             let before = telemetry.statistics?.log
-            let statistics: @Sendable () -> LogStatistics? = { telemetry.statistics?.log }
-            let result = measure(threads: threads, perThread: perThread, paced: mode == "paced" ? statistics : nil, body)
+            let result = measure(threads: threads, perThread: perThread, pause: mode == "paced" ? untilCommitted(telemetry) : nil, body)
             await telemetry.flush(timeout: .seconds(120))
             let after = telemetry.statistics?.log
             let dropped = (after?.droppedTotal ?? 0) - (before?.droppedTotal ?? 0)
@@ -167,13 +123,13 @@ if only == nil || only == "memory" {
     await telemetry.shutdown(timeout: .seconds(5))
 }
 // Where a span's time goes, one thread, paced: the task-local context alone (a child context set and bound, no
-// span), a span started and ended with an explicit context (no task-local), and a sampled-out `withSpan` (ids,
-// context, no append).
+// span) and its pieces (reading the current context, setting one key on an empty one, binding a context), a span
+// started and ended with an explicit context (no task-local), and `withSpan`.
 if only == "span-parts" {
     let telemetry = try await makeClient("span-parts")
-    let statistics: @Sendable () -> LogStatistics? = { telemetry.statistics?.log }
     let attributes: Attributes = ["http.route": "/api/items", "http.request.method": "GET", "http.response.status_code": 200]
     let parked = telemetry.startSpan("parked", context: .topLevel)
+    let prebuilt = { var context = ServiceContext.topLevel; context.span = parked; return context }()
     let parts: [(String, @Sendable () -> Void)] = [
         ("context_only", {
             let base = ServiceContext.current ?? .topLevel
@@ -181,12 +137,15 @@ if only == "span-parts" {
             child.span = parked
             ServiceContext.withValue(child) { }
         }),
+        ("context_read", { _ = ServiceContext.current }),
+        ("context_set_one_key", { var context = ServiceContext.topLevel; context.span = parked; withExtendedLifetime(context) {} }),
+        ("context_bind", { ServiceContext.withValue(prebuilt) { } }),
         ("start_end_explicit_context", { telemetry.startSpan("GET /api/items", kind: .server, attributes: attributes, context: .topLevel).end() }),
         ("with_span", { telemetry.withSpan("GET /api/items", kind: .server, attributes: attributes) { _ in } }),
     ]
-    for (name, body) in parts {
+    for (name, body) in parts where onlyPart == nil || onlyPart == name {
         await telemetry.flush(timeout: .seconds(120))
-        let result = measure(threads: 1, perThread: calls / 4, paced: statistics, body)
+        let result = measure(threads: 1, perThread: calls / 4, pause: untilCommitted(telemetry), body)
         emit(#"{"bench":"client_span_part","part":"\#(name)","calls":\#(calls / 4),"median_ns":\#(Int(result.median.rounded())),"cpu_ns_per_call":\#(Int(result.cpu.rounded()))}"#)
     }
     parked.end()

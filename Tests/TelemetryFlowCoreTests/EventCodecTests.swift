@@ -183,12 +183,72 @@ import Testing
                 timeUnixNano: 0xABCD_1234_5678, observedTimeUnixNano: 7, severity: .warn, body: "served", attributes: attributes,
                 traceID: Self.span.traceID, spanID: Self.span.spanID)
             #expect(capture { EventCodec.withUnsealedLog(record, scope: Self.scope, $0) } == general(.log(record, scope: Self.scope), record.timeUnixNano))
+            // The client's log call, from its values: the record it stands for, observed at its time.
+            for (severity, ids) in [(Severity.warn, (Self.span.traceID, Self.span.spanID, flags: UInt32(1))), (try Severity(number: 24), (.invalid, .invalid, flags: 0))] {
+                let parts = LogRecordData(
+                    timeUnixNano: 0xABCD_1234_5678, observedTimeUnixNano: 0xABCD_1234_5678, severity: severity, body: "served",
+                    attributes: attributes, flags: ids.flags, traceID: ids.0, spanID: ids.1)
+                #expect(capture {
+                    EventCodec.withUnsealedLog(
+                        timeUnixNano: 0xABCD_1234_5678, severity: severity, message: "served", attributes: attributes, span: ids, scope: Self.scope, $0)
+                } == general(.log(parts, scope: Self.scope), parts.timeUnixNano))
+            }
             var span = Self.span
             span.attributes = attributes
             #expect(capture { EventCodec.withUnsealedSpan(span, ended: false, scope: Self.scope, $0) }
                 == general(.spanStarted(span, scope: Self.scope), span.startTimeUnixNano))
             #expect(capture { EventCodec.withUnsealedSpan(span, ended: true, scope: Self.scope, $0) }
                 == general(.spanEnded(span, scope: Self.scope), span.endTimeUnixNano))
+        }
+    }
+
+    /// A span's ended record built from its started record (the started record's span followed by the fields that
+    /// changed since) reads back as the same span as the whole span encoded at its end, whatever changed in between.
+    @Test func anEndedSpanFromItsStartedRecordReadsAsTheWholeSpan() throws {
+        func capture(_ append: ((UnsafeRawBufferPointer) -> AppendOutcome) -> AppendOutcome) -> [UInt8] {
+            var bytes: [UInt8] = []
+            _ = append { bytes = Array($0); return .appended(sequence: 1) }
+            return bytes
+        }
+        func read(_ record: [UInt8]) throws -> (event: TelemetryEvent, timestampUnixNano: UInt64) {
+            var sealed = record
+            sealed.withUnsafeMutableBytes { EventCodec.sealChecksum($0, sequence: 7) }
+            return try EventCodec.decode(sealed, sequence: 7)
+        }
+        let changes: [(String, (inout SpanData, inout SpanStartMark) -> Void)] = [
+            ("nothing but the end", { _, _ in }),
+            ("attributes added", { span, _ in span.attributes.append(Attribute("http.response.status_code", 200)); span.attributes.append(Attribute("late", "ü")) }),
+            ("renamed", { span, mark in span.name = "GET /renamed"; mark.nameChanged = true }),
+            ("events, dropped counts, status", { span, _ in
+                span.events = [SpanEvent(name: "exception", timeUnixNano: 5, attributes: ["exception.type": "E"])]
+                span.droppedEventsCount = 2
+                span.droppedAttributesCount += 3
+                span.droppedLinksCount += 1
+                span.status = SpanStatus(.error, message: "boom")
+            }),
+            ("a link added", { span, _ in span.links.append(SpanLink(traceID: .random(), spanID: .random(), attributes: ["k": "v"])) }),
+        ]
+        for (what, change) in changes {
+            var started = Self.span
+            started.endTimeUnixNano = 0
+            started.events = []
+            started.droppedEventsCount = 0
+            started.status = .unset
+            let startRecord = capture { EventCodec.withUnsealedSpan(started, ended: false, scope: Self.scope, $0) }
+            var mark = SpanStartMark(started)
+            var ended = started
+            ended.endTimeUnixNano = started.startTimeUnixNano + 1_000
+            change(&ended, &mark)
+            let endRecord = capture { append in
+                startRecord.withUnsafeBytes { EventCodec.withUnsealedSpanEnd(startRecord: $0, span: ended, since: mark, append) }
+            }
+            let whole = capture { EventCodec.withUnsealedSpan(ended, ended: true, scope: Self.scope, $0) }
+            let fromStart = try read(endRecord)
+            #expect(fromStart.event == .spanEnded(ended, scope: Self.scope), "\(what)")
+            #expect(fromStart.event == (try read(whole)).event, "\(what)")
+            #expect(fromStart.timestampUnixNano == ended.endTimeUnixNano, "\(what)")
+            // The started record still reads as the span it was.
+            #expect((try read(startRecord)).event == .spanStarted(started, scope: Self.scope), "\(what)")
         }
     }
 

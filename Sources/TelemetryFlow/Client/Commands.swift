@@ -138,12 +138,32 @@ public final class CommandBus: Sendable {
         append(.measurement(m), at: command.timeUnixNano)
     }
 
-    public func dispatch(_ command: EmitLog) { emit(command.record, scope: command.scope) }
-
-    /// The handler of ``EmitLog``, for a record given by borrow (the client's log call builds the record in place
-    /// and passes it here: wrapping it in the command first would copy it). Nothing to change: encoded as it is.
-    func emit(_ record: borrowing LogRecordData, scope: borrowing InstrumentationScope) {
+    public func dispatch(_ command: EmitLog) {
         guard admit() else { return }
+        emit(command.record, scope: command.scope)
+    }
+
+    /// The client's log call: straight from its values to the log when no processor or attribute limit has work to
+    /// do (no record is built); otherwise as the ``EmitLog`` command of the same record.
+    func log(
+        _ severity: Severity, _ message: String, _ attributes: consuming Attributes, span: SpanContext?, timeUnixNano: UInt64,
+        scope: InstrumentationScope
+    ) {
+        guard admit() else { return }
+        let ids = (span?.traceID ?? .invalid, span?.spanID ?? .invalid, flags: UInt32(span?.traceFlags ?? 0))
+        if processors.processors.isEmpty && !limits.needsApplying(to: attributes) {
+            _ = log.appendLog(timeUnixNano: timeUnixNano, severity: severity, message: message, attributes: attributes, span: ids, scope: scope)
+            return
+        }
+        emit(
+            LogRecordData(
+                timeUnixNano: timeUnixNano, observedTimeUnixNano: timeUnixNano, severity: severity, body: .string(message),
+                attributes: attributes, flags: ids.flags, traceID: ids.0, spanID: ids.1),
+            scope: scope)
+    }
+
+    /// The handler of ``EmitLog`` once admitted, for a record given by borrow. Nothing to change: encoded as it is.
+    private func emit(_ record: borrowing LogRecordData, scope: borrowing InstrumentationScope) {
         if processors.processors.isEmpty && !limits.needsApplying(to: record.attributes) {
             _ = log.appendLog(record, scope: scope)
             return
@@ -157,23 +177,33 @@ public final class CommandBus: Sendable {
         append(.log(record, scope: copy scope), at: record.timeUnixNano)
     }
 
-    /// A span's start or end: straight from the span's state to the log when no processor has work; otherwise as
-    /// a ``StartSpan`` or ``EndSpan`` command.
-    @inline(__always)
-    func record(span: borrowing SpanData, ended: Bool, scope: borrowing InstrumentationScope) {
+    /// A span's start: straight from the span's state to the log when no processor has work, a copy of the record
+    /// kept in `record` for the span's end; otherwise as a ``StartSpan`` command (`record` left empty).
+    func recordStart(span: borrowing SpanData, scope: borrowing InstrumentationScope, keeping record: inout [UInt8]) {
         guard processors.processors.isEmpty else {
-            if ended { dispatch(EndSpan(span: copy span, scope: copy scope)) } else { dispatch(StartSpan(span: copy span, scope: copy scope)) }
+            dispatch(StartSpan(span: copy span, scope: copy scope))
             return
         }
-        if ended {
-            guard open.load(ordering: .relaxed) else {
-                drop(.afterShutdown)
-                return
-            }
-        } else {
-            guard admit() else { return }
+        guard admit() else { return }
+        _ = log.appendSpanStart(span, scope: scope, keeping: &record)
+    }
+
+    /// A span's end: with no processor, the started record (`startRecord`, unless empty) followed by what changed
+    /// since (`mark`), or the whole span encoded from its state; otherwise as an ``EndSpan`` command.
+    func recordEnd(span: borrowing SpanData, startRecord: borrowing [UInt8], since mark: SpanStartMark, scope: borrowing InstrumentationScope) {
+        guard processors.processors.isEmpty else {
+            dispatch(EndSpan(span: copy span, scope: copy scope))
+            return
         }
-        _ = log.appendSpan(span, ended: ended, scope: scope)
+        guard open.load(ordering: .relaxed) else {
+            drop(.afterShutdown)
+            return
+        }
+        if startRecord.isEmpty || mark.attributeReplaced {
+            _ = log.appendSpan(span, ended: true, scope: scope)
+        } else {
+            _ = log.appendSpanEnd(startRecord: copy startRecord, span: span, since: mark)
+        }
     }
 
     public func dispatch(_ command: StartSpan) {

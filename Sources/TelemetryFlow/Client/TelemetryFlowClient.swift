@@ -258,20 +258,7 @@ public final class TelemetryFlowClient: Service, Sendable {
         if let error {
             for attribute in TelemetrySpan.exceptionAttributes(error) { attributes.set(attribute.key, attribute.value) }
         }
-        // The ``EmitLog`` handler, given the record by borrow: wrapping it in the command would copy it.
-        engine.bus.emit(
-            Self.logRecord(now, severity, message, attributes, span), scope: scope ?? Self.defaultScope)
-    }
-
-    /// Built out of line, so that the record is initialised where the caller keeps it (inlined, the optimiser
-    /// built it in a temporary and copied it).
-    @inline(never)
-    private static func logRecord(
-        _ now: UInt64, _ severity: Severity, _ message: String, _ attributes: consuming Attributes, _ span: SpanContext?
-    ) -> LogRecordData {
-        LogRecordData(
-            timeUnixNano: now, observedTimeUnixNano: now, severity: severity, body: .string(message), attributes: attributes,
-            flags: UInt32(span?.traceFlags ?? 0), traceID: span?.traceID ?? .invalid, spanID: span?.spanID ?? .invalid)
+        engine.bus.log(severity, message, attributes, span: span, timeUnixNano: now, scope: scope ?? Self.defaultScope)
     }
 
     // MARK: Spans

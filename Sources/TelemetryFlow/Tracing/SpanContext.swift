@@ -50,7 +50,11 @@ extension ServiceContext {
     /// The current span's context: the current local span's, or one extracted from headers. Setting it makes it
     /// the current one (a local span set before is forgotten).
     public var spanContext: SpanContext? {
-        get { self[CurrentSpanKey.self]?.context ?? self[SpanContextKey.self] }
+        get {
+            // An empty context (a top-level one, the common case) holds neither key: no lookups.
+            guard !isEmpty else { return nil }
+            return self[CurrentSpanKey.self]?.context ?? self[SpanContextKey.self]
+        }
         set {
             self[SpanContextKey.self] = newValue
             if self[CurrentSpanKey.self] != nil { self[CurrentSpanKey.self] = nil }

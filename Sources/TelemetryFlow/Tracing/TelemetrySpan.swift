@@ -24,11 +24,21 @@ public final class TelemetrySpan: Sendable {
     /// Held in the span object itself (one allocation per span, no generic lock class to instantiate).
     private let state: Mutex<State>
 
-    /// The span as recorded so far: the very value appended when it starts and, moved out, when it ends (its
-    /// attribute values already cut to the value-length limit as they were set).
+    /// The span as recorded so far: the very value appended when it starts and when it ends (its attribute values
+    /// already cut to the value-length limit as they were set).
     struct State {
         var data: SpanData
         var ended = false
+        /// The started record as it was appended (empty when it was not appended from here): the ended record is
+        /// these bytes followed by what changed since (`mark`), instead of a second encoding of the whole span.
+        var startRecord: [UInt8] = []
+        /// What the started record held.
+        var mark: SpanStartMark
+
+        init(data: consuming SpanData) {
+            mark = SpanStartMark(data)
+            self.data = data
+        }
     }
 
     init(
@@ -67,7 +77,8 @@ public final class TelemetrySpan: Sendable {
         // Appended from the state itself; the span is not shared yet, so the lock is never contended.
         state.withLock { s in
             for link in links { Self.add(link, to: &s.data, limits: limits) }
-            bus.record(span: s.data, ended: false, scope: scope)
+            s.mark = SpanStartMark(s.data)
+            bus.recordStart(span: s.data, scope: scope, keeping: &s.startRecord)
         }
     }
 
@@ -75,13 +86,17 @@ public final class TelemetrySpan: Sendable {
 
     public func updateName(_ name: String) {
         guard isRecording else { return }
-        state.withLock { if !$0.ended { $0.data.name = name } }
+        state.withLock { s in
+            guard !s.ended else { return }
+            s.data.name = name
+            s.mark.nameChanged = true
+        }
     }
 
     public func setAttribute(_ key: String, _ value: AttributeValue) {
         guard isRecording else { return }
         let limits = self.limits
-        state.withLock { if !$0.ended { Self.set(key, value, in: &$0.data, limits: limits) } }
+        state.withLock { if !$0.ended { Self.set(key, value, in: &$0, limits: limits) } }
     }
 
     public func setAttributes(_ attributes: Attributes) {
@@ -89,19 +104,39 @@ public final class TelemetrySpan: Sendable {
         let limits = self.limits
         state.withLock { s in
             guard !s.ended else { return }
-            for attribute in attributes { Self.set(attribute.key, attribute.value, in: &s.data, limits: limits) }
+            for attribute in attributes { Self.set(attribute.key, attribute.value, in: &s, limits: limits) }
         }
     }
 
     /// Sets one attribute within the span's limits: an empty key is ignored, a new key beyond the count limit is
     /// dropped and counted, a long value is cut to the value-length limit.
     private static func set(_ key: String, _ value: AttributeValue, in data: inout SpanData, limits: SpanLimits) {
-        guard !key.isEmpty else { return }
-        if data.attributes[key] == nil && data.attributes.count >= limits.attributes.maxCount {
-            data.droppedAttributesCount += 1
-            return
+        _ = set(key, value, in: &data.attributes, dropped: &data.droppedAttributesCount, limits: limits)
+    }
+
+    /// ``set(_:_:in:limits:)`` on a span that may have started: replacing an attribute its started record holds
+    /// means its ended record is encoded whole.
+    private static func set(_ key: String, _ value: AttributeValue, in state: inout State, limits: SpanLimits) {
+        if let index = set(key, value, in: &state.data.attributes, dropped: &state.data.droppedAttributesCount, limits: limits),
+            index < state.mark.attributes
+        {
+            state.mark.attributeReplaced = true
         }
-        data.attributes.set(key, limits.attributes.truncate(value))
+    }
+
+    /// Returns the index of the attribute that was replaced, if one was.
+    private static func set(_ key: String, _ value: AttributeValue, in attributes: inout Attributes, dropped: inout UInt32, limits: SpanLimits) -> Int? {
+        guard !key.isEmpty else { return nil }
+        if let index = attributes.firstIndex(where: { $0.key == key }) {
+            attributes[index].value = limits.attributes.truncate(value)
+            return index
+        }
+        if attributes.count >= limits.attributes.maxCount {
+            dropped += 1
+            return nil
+        }
+        attributes.append(Attribute(key, limits.attributes.truncate(value)))
+        return nil
     }
 
     /// Adds a timestamped event (now unless `at` is given, unix nanoseconds).
@@ -183,18 +218,15 @@ public final class TelemetrySpan: Sendable {
     /// Ends the span (now unless `at` is given) and appends it; later calls do nothing.
     public func end(at time: UInt64? = nil) {
         guard let bus else { return }
-        let now = time ?? wallClockNanos()
-        // An ended span never changes again: its state is moved out, not copied (only the name stays, for ``name``).
-        let final = state.withLock { s -> SpanData? in
-            guard !s.ended else { return nil }
+        let end = max(time ?? wallClockNanos(), startTimeUnixNano)
+        // Appended from the state in place, under the lock: an ended span never changes again, so nothing else
+        // waits for it, and the state is neither copied nor moved out (which built and destroyed a second value).
+        state.withLock { s in
+            guard !s.ended else { return }
             s.ended = true
-            var taken = SpanData(traceID: .invalid, spanID: .invalid, name: s.data.name, startTimeUnixNano: 0)
-            swap(&taken, &s.data)
-            return taken
+            s.data.endTimeUnixNano = end
+            bus.recordEnd(span: s.data, startRecord: s.startRecord, since: s.mark, scope: scope)
         }
-        guard var final else { return }
-        final.endTimeUnixNano = max(now, startTimeUnixNano)
-        bus.record(span: final, ended: true, scope: scope)
     }
 
     /// Whether ``end(at:)`` was called.

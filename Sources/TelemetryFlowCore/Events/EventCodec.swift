@@ -118,6 +118,24 @@ package enum EventCodec {
         }
     }
 
+    /// The append path of the client's log call: the record of a ``LogRecordData`` with these values (observed at
+    /// its time, the severity's own text, no event name, nothing dropped), encoded straight from them, with no
+    /// record built first; the same bytes as ``withUnsealedLog(_:scope:_:)`` of that record.
+    package static func withUnsealedLog(
+        timeUnixNano: UInt64, severity: Severity, message: String, attributes: borrowing Attributes, span: (TraceID, SpanID, flags: UInt32),
+        scope: InstrumentationScope, _ body: (UnsafeRawBufferPointer) -> AppendOutcome
+    ) -> AppendOutcome {
+        ProtobufWriter.withScratch(passing: attributes) { attributes, w in
+            beginUnsealedRecord(.logRecord, timestampUnixNano: timeUnixNano, into: &w)
+            writeScope(scope, into: &w)
+            LogRecordData.encodeOTLP(
+                timeUnixNano: timeUnixNano, severity: severity, severityText: severity.text, body: .string(message), attributes: attributes,
+                droppedAttributesCount: 0, flags: span.flags, traceID: span.0, spanID: span.1, observedTimeUnixNano: timeUnixNano,
+                eventName: "", into: &w)
+            return endUnsealedRecord(&w, body)
+        }
+    }
+
     /// The append path of a span: the record of `.spanStarted(span, scope: scope)` (stamped with its start time)
     /// or, with `ended`, of `.spanEnded(span, scope: scope)` (stamped with its end time), as
     /// ``withUnsealedLog(_:scope:_:)`` writes a log record.
@@ -129,6 +147,23 @@ package enum EventCodec {
                 ended ? .spanEnded : .spanStarted, timestampUnixNano: ended ? span.endTimeUnixNano : span.startTimeUnixNano, into: &w)
             writeScope(scope, into: &w)
             span.encodeOTLP(into: &w)
+            return endUnsealedRecord(&w, body)
+        }
+    }
+
+    /// The append path of a span's end once its started record is at hand (`startRecord`, as
+    /// ``withUnsealedSpan(_:ended:scope:_:)`` wrote it, `mark` what it held): the `.spanEnded` record of `span`, whose
+    /// payload is the started record's payload followed by the fields that changed since
+    /// (``SpanData/encodeOTLPChanges(since:into:)``) — one copy instead of a second encoding of the whole span. It
+    /// decodes to the same span as the record ``withUnsealedSpan(_:ended:scope:_:)`` writes with `ended`.
+    package static func withUnsealedSpanEnd(
+        startRecord: UnsafeRawBufferPointer, span: borrowing SpanData, since mark: SpanStartMark,
+        _ body: (UnsafeRawBufferPointer) -> AppendOutcome
+    ) -> AppendOutcome {
+        ProtobufWriter.withScratch(passing: span) { span, w in
+            beginUnsealedRecord(.spanEnded, timestampUnixNano: span.endTimeUnixNano, into: &w)
+            w.append(contentsOf: UnsafeRawBufferPointer(rebasing: startRecord[headerSize..<(startRecord.count - 4)]))
+            span.encodeOTLPChanges(since: mark, into: &w)
             return endUnsealedRecord(&w, body)
         }
     }

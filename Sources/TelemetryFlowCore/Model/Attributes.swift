@@ -201,16 +201,23 @@ public struct AttributeLimits: Sendable, Hashable {
         switch attributes.storage {
         case .none: return false
         case .one(let a): return violates(a)
-        case .two(let a, let b): return violates(a) || violates(b) || a.key == b.key
+        case .two(let a, let b): return violates(a) || violates(b) || Self.sameKey(a, b)
         case .three(let a, let b, let c):
-            return violates(a) || violates(b) || violates(c) || a.key == b.key || a.key == c.key || b.key == c.key
+            return violates(a) || violates(b) || violates(c) || Self.sameKey(a, b) || Self.sameKey(a, c) || Self.sameKey(b, c)
         case .many(let all):
             for i in all.indices {
                 if violates(all[i]) { return true }
-                for j in 0..<i where all[j].key == all[i].key { return true }
+                for j in 0..<i where Self.sameKey(all[j], all[i]) { return true }
             }
             return false
         }
+    }
+
+    /// Whether two attributes have the same key: the same UTF-8 bytes, as OTLP compares keys. Keys of different
+    /// lengths (most pairs) are told apart at once, without a string comparison.
+    @inline(__always)
+    private static func sameKey(_ a: borrowing Attribute, _ b: borrowing Attribute) -> Bool {
+        a.key.utf8.count == b.key.utf8.count && a.key.utf8.elementsEqual(b.key.utf8)
     }
 
     /// An empty key or a value longer than ``maxValueLength``.
@@ -243,7 +250,7 @@ public struct AttributeLimits: Sendable, Hashable {
                 dropped += 1
                 continue
             }
-            if let index = kept.firstIndex(where: { $0.key == attribute.key }) {
+            if let index = kept.firstIndex(where: { Self.sameKey($0, attribute) }) {
                 kept[index].value = truncate(attribute.value)
                 continue
             }

@@ -3,10 +3,27 @@
 extension LogRecordData {
     /// Writes this record as an OTLP `LogRecord` message body.
     package func encodeOTLP(into w: inout ProtobufWriter) {
+        Self.encodeOTLP(
+            timeUnixNano: timeUnixNano, severity: severity, severityText: severityText, body: body, attributes: attributes,
+            droppedAttributesCount: droppedAttributesCount, flags: flags, traceID: traceID, spanID: spanID,
+            observedTimeUnixNano: observedTimeUnixNano, eventName: eventName, into: &w)
+    }
+
+    /// The fields of an OTLP `LogRecord` body from their values: for ``encodeOTLP(into:)``, and for the client's log
+    /// call, which encodes its arguments without building a record first.
+    @inline(__always)
+    package static func encodeOTLP(
+        timeUnixNano: UInt64, severity: Severity, severityText: borrowing String, body: borrowing AttributeValue?,
+        attributes: borrowing Attributes, droppedAttributesCount: UInt32, flags: UInt32, traceID: TraceID, spanID: SpanID,
+        observedTimeUnixNano: UInt64, eventName: borrowing String, into w: inout ProtobufWriter
+    ) {
         w.writeFixed64Field(1, timeUnixNano)
         w.writeVarintField(2, UInt64(severity.number))
         w.writeStringField(3, severityText)
-        if let body { w.writeMessageField(5) { body.encodeOTLPAnyValue(into: &$0) } }
+        switch body {
+        case .some(let value): w.writeMessageField(5) { value.encodeOTLPAnyValue(into: &$0) }
+        case .none: break
+        }
         attributes.encodeOTLP(field: 6, into: &w)
         w.writeVarintField(7, UInt64(droppedAttributesCount))
         w.writeFixed32Field(8, flags)

@@ -1,5 +1,26 @@
 // MARK: OTLP protobuf
 
+/// What a span's started record held: how many attributes and links, the dropped counts then, and whether the
+/// span changed since in a way the ended record must encode whole (``SpanData/encodeOTLPChanges(since:into:)``).
+package struct SpanStartMark: Sendable {
+    package var attributes: Int
+    package var droppedAttributes: UInt32
+    package var links: Int
+    package var droppedLinks: UInt32
+    /// The span was renamed after it started.
+    package var nameChanged = false
+    /// An attribute the started record holds was given another value: the ended record is encoded whole.
+    package var attributeReplaced = false
+
+    /// The mark of `span` as it is now (when its started record is encoded).
+    package init(_ span: borrowing SpanData) {
+        attributes = span.attributes.count
+        droppedAttributes = span.droppedAttributesCount
+        links = span.links.count
+        droppedLinks = span.droppedLinksCount
+    }
+}
+
 extension SpanEvent {
     /// Writes this event as an OTLP `Span.Event` message body.
     package func encodeOTLP(into w: inout ProtobufWriter) {
@@ -42,24 +63,53 @@ extension SpanData {
         w.writeVarintField(10, UInt64(droppedAttributesCount))
         for event in events { w.writeMessageField(11) { event.encodeOTLP(into: &$0) } }
         w.writeVarintField(12, UInt64(droppedEventsCount))
-        for link in links {
-            w.writeMessageField(13) { w in
-                w.writeTraceIDField(1, link.traceID)
-                w.writeSpanIDField(2, link.spanID)
-                w.writeStringField(3, link.traceState)
-                link.attributes.encodeOTLP(field: 4, into: &w)
-                w.writeVarintField(5, UInt64(link.droppedAttributesCount))
-                w.writeFixed32Field(6, link.flags)
+        for link in links { Self.encodeLink(link, into: &w) }
+        w.writeVarintField(14, UInt64(droppedLinksCount))
+        encodeStatus(into: &w)
+        w.writeFixed32Field(16, flags)
+    }
+
+    /// Writes the fields of this span that changed since its started record was encoded (`mark` says what that
+    /// record held), for the ended record that is the started record's `Span` followed by these fields: a protobuf
+    /// parser keeps the last value of a field that appears twice and appends the elements of a repeated field, so it
+    /// reads the complete span. Only valid while no attribute the started record holds was replaced
+    /// (``SpanStartMark/attributeReplaced``): its old value would stay beside the new one.
+    package func encodeOTLPChanges(since mark: SpanStartMark, into w: inout ProtobufWriter) {
+        if mark.nameChanged { w.writeStringField(5, name, always: true) }
+        w.writeFixed64Field(8, endTimeUnixNano)
+        if attributes.count > mark.attributes {
+            for index in mark.attributes..<attributes.count {
+                Attributes.encodeKeyValueNested(9, attributes[index], into: &w)
             }
         }
-        w.writeVarintField(14, UInt64(droppedLinksCount))
+        if droppedAttributesCount != mark.droppedAttributes { w.writeVarintField(10, UInt64(droppedAttributesCount)) }
+        for event in events { w.writeMessageField(11) { event.encodeOTLP(into: &$0) } }
+        w.writeVarintField(12, UInt64(droppedEventsCount))
+        if links.count > mark.links {
+            for link in links[mark.links...] { Self.encodeLink(link, into: &w) }
+        }
+        if droppedLinksCount != mark.droppedLinks { w.writeVarintField(14, UInt64(droppedLinksCount)) }
+        encodeStatus(into: &w)
+    }
+
+    private static func encodeLink(_ link: SpanLink, into w: inout ProtobufWriter) {
+        w.writeMessageField(13) { w in
+            w.writeTraceIDField(1, link.traceID)
+            w.writeSpanIDField(2, link.spanID)
+            w.writeStringField(3, link.traceState)
+            link.attributes.encodeOTLP(field: 4, into: &w)
+            w.writeVarintField(5, UInt64(link.droppedAttributesCount))
+            w.writeFixed32Field(6, link.flags)
+        }
+    }
+
+    private func encodeStatus(into w: inout ProtobufWriter) {
         if status.code != .unset || !status.message.isEmpty {
             w.writeMessageField(15) { w in
                 w.writeStringField(2, status.message)
                 w.writeVarintField(3, UInt64(status.code.rawValue))
             }
         }
-        w.writeFixed32Field(16, flags)
     }
 
     /// Decodes an OTLP `Span` message body.

@@ -68,9 +68,36 @@ public final class EventLog: Sendable {
         EventCodec.withUnsealedLog(record, scope: scope) { engine.append($0) }
     }
 
+    /// The client's append path for a log call: the record ``EventCodec/withUnsealedLog(timeUnixNano:severity:message:attributes:span:scope:_:)``
+    /// encodes from the call's values.
+    package func appendLog(
+        timeUnixNano: UInt64, severity: Severity, message: String, attributes: borrowing Attributes, span: (TraceID, SpanID, flags: UInt32),
+        scope: InstrumentationScope
+    ) -> AppendOutcome {
+        EventCodec.withUnsealedLog(timeUnixNano: timeUnixNano, severity: severity, message: message, attributes: attributes, span: span, scope: scope) {
+            engine.append($0)
+        }
+    }
+
     /// The client's append path for a span: `.spanStarted` (or, with `ended`, `.spanEnded`) of `span`.
     package func appendSpan(_ span: borrowing SpanData, ended: Bool, scope: InstrumentationScope) -> AppendOutcome {
         EventCodec.withUnsealedSpan(span, ended: ended, scope: scope) { engine.append($0) }
+    }
+
+    /// ``appendSpan(_:ended:scope:)`` of a span's start, keeping a copy of the record in `record` for the span's end
+    /// (``appendSpanEnd(startRecord:span:since:)``).
+    package func appendSpanStart(_ span: borrowing SpanData, scope: InstrumentationScope, keeping record: inout [UInt8]) -> AppendOutcome {
+        EventCodec.withUnsealedSpan(span, ended: false, scope: scope) { bytes in
+            record = Array(bytes)
+            return engine.append(bytes)
+        }
+    }
+
+    /// The client's append path for a span's end, from its started record (`EventCodec.withUnsealedSpanEnd`).
+    package func appendSpanEnd(startRecord: [UInt8], span: borrowing SpanData, since mark: SpanStartMark) -> AppendOutcome {
+        startRecord.withUnsafeBytes { start in
+            EventCodec.withUnsealedSpanEnd(startRecord: start, span: span, since: mark) { engine.append($0) }
+        }
     }
 
     /// Counts `count` events that a plugin (a processor, an exporter) dropped for its own `reason`: they show in
