@@ -32,13 +32,10 @@ public final class TelemetrySpan: Sendable {
         /// The started record as it was appended (empty when it was not appended from here): the ended record is
         /// these bytes followed by what changed since (`mark`), instead of a second encoding of the whole span.
         var startRecord: [UInt8] = []
-        /// What the started record held.
-        var mark: SpanStartMark
+        /// What the started record held (set as it is encoded).
+        var mark = SpanStartMark()
 
-        init(data: consuming SpanData) {
-            mark = SpanStartMark(data)
-            self.data = data
-        }
+        init(data: consuming SpanData) { self.data = data }
     }
 
     init(

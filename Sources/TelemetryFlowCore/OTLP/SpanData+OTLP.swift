@@ -12,6 +12,14 @@ package struct SpanStartMark: Sendable {
     /// An attribute the started record holds was given another value: the ended record is encoded whole.
     package var attributeReplaced = false
 
+    /// A mark of nothing yet (a span whose started record is not encoded yet).
+    package init() {
+        attributes = 0
+        droppedAttributes = 0
+        links = 0
+        droppedLinks = 0
+    }
+
     /// The mark of `span` as it is now (when its started record is encoded).
     package init(_ span: borrowing SpanData) {
         attributes = span.attributes.count
