@@ -1,6 +1,6 @@
 import Foundation
-public import TelemetryFlowCore
-public import TelemetryFlowStorage
+import TelemetryFlowCore
+import TelemetryFlowStorage
 
 extension TelemetryFlow.Configuration {
     /// Every variable ``applyEnvironment(_:)`` reads. Docs/Configuration.md describes each.

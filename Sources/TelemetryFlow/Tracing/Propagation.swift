@@ -1,5 +1,5 @@
 public import ServiceContextModule
-public import TelemetryFlowCore
+import TelemetryFlowCore
 import W3CTraceContext
 
 /// W3C `baggage` entries: name → value (with optional `;`-separated properties, kept as written).
