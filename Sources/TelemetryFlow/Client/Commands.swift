@@ -202,7 +202,7 @@ public final class CommandBus: Sendable {
         if startRecord.isEmpty || mark.attributeReplaced {
             _ = log.appendSpan(span, ended: true, scope: scope)
         } else {
-            _ = log.appendSpanEnd(startRecord: copy startRecord, span: span, since: mark)
+            _ = log.appendSpanEnd(startRecord: startRecord, span: span, since: mark)
         }
     }
 
