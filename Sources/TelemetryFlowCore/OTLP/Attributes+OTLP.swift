@@ -14,6 +14,16 @@ extension Attributes {
         }
     }
 
+    /// ``encodeOTLP(field:into:)`` of the attributes from position `start` on (those added after a span's started
+    /// record was encoded).
+    package func encodeOTLP(field: UInt32, from start: Int, into w: inout ProtobufWriter) {
+        guard start > 0 else { return encodeOTLP(field: field, into: &w) }
+        let tag = UInt8(truncatingIfNeeded: field << 3 | 2)
+        for attribute in dropFirst(start) {
+            if field < 16 { Self.encodeKeyValue(tag: tag, attribute, into: &w) } else { Self.encodeKeyValueNested(field, attribute, into: &w) }
+        }
+    }
+
     /// One `KeyValue` whose field number fits in a one-byte tag (`tag` is that byte).
     @inline(never)
     static func encodeKeyValue(tag: UInt8, _ attribute: borrowing Attribute, into w: inout ProtobufWriter) {

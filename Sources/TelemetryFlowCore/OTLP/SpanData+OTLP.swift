@@ -85,17 +85,11 @@ extension SpanData {
     package func encodeOTLPChanges(since mark: SpanStartMark, into w: inout ProtobufWriter) {
         if mark.nameChanged { w.writeStringField(5, name, always: true) }
         w.writeFixed64Field(8, endTimeUnixNano)
-        if attributes.count > mark.attributes {
-            for index in mark.attributes..<attributes.count {
-                Attributes.encodeKeyValueNested(9, attributes[index], into: &w)
-            }
-        }
+        attributes.encodeOTLP(field: 9, from: mark.attributes, into: &w)
         if droppedAttributesCount != mark.droppedAttributes { w.writeVarintField(10, UInt64(droppedAttributesCount)) }
         for event in events { w.writeMessageField(11) { event.encodeOTLP(into: &$0) } }
         w.writeVarintField(12, UInt64(droppedEventsCount))
-        if links.count > mark.links {
-            for link in links[mark.links...] { Self.encodeLink(link, into: &w) }
-        }
+        for link in links.dropFirst(mark.links) { Self.encodeLink(link, into: &w) }
         if droppedLinksCount != mark.droppedLinks { w.writeVarintField(14, UInt64(droppedLinksCount)) }
         encodeStatus(into: &w)
     }
