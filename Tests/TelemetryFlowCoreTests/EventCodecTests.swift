@@ -142,7 +142,9 @@ import Testing
         return bytes
     }
 
-    /// The instruments' path (pre-encoded prefix, no event built) writes the very bytes of the general encoder.
+    /// The instruments' path (pre-encoded prefix, no event built) writes the very bytes of the general encoder,
+    /// except that it asks for the commit's time; sealed as the log's writer seals it, it is the general encoder's
+    /// record stamped with that time.
     @Test func measurementsFromAPrefixEncodeAsTheGeneralEncoderDoes() throws {
         let scope = InstrumentationScope(name: "lib", version: "2.1")
         for (kind, value) in [(InstrumentKind.counter, MetricValue.int(3)), (.upDownCounter, .int(-4)), (.gauge, .double(21.5)), (.histogram, .double(0.25))] {
@@ -155,12 +157,22 @@ import Testing
             let prefix = EventCodec.measurementPrefix(name: "requests", unit: "{request}", scope: scope)
             var fast: [UInt8] = []
             _ = prefix.withUnsafeBytes { p in
-                EventCodec.withUnsealedMeasurement(kind: kind, prefix: p, attributes: attributes, value: value, timestampUnixNano: 0x1234_5678_9ABC) {
+                EventCodec.withUnsealedMeasurement(kind: kind, prefix: p, attributes: attributes, value: value) {
                     fast = Array($0)
                     return .appended(sequence: 1)
                 }
             }
-            #expect(fast == general, "\(kind)")
+            #expect(fast.count == general.count)
+            #expect(fast[2] == UInt8(EventCodec.stampOnCommitFlag) && fast[3] == 0 && fast[4..<12].allSatisfy { $0 == 0 }, "\(kind)")
+            #expect(fast[12...] == general[12...], "\(kind)")
+            // Sealed by the writer: the flag cleared, the commit's time set, the checksum over both.
+            var sealedFast = fast
+            var sealedGeneral = general
+            sealedFast.withUnsafeMutableBytes { EventCodec.sealQueuedRecord($0, sequence: 9, commitTimeUnixNano: 0x1234_5678_9ABC) }
+            sealedGeneral.withUnsafeMutableBytes { EventCodec.sealQueuedRecord($0, sequence: 9, commitTimeUnixNano: 1) }
+            #expect(sealedFast == sealedGeneral, "\(kind)")
+            let envelope = try sealedFast.withUnsafeBytes { bytes throws(TelemetryFlowError) in try EventCodec.envelope(of: bytes, sequence: 9) }
+            #expect(envelope.flags == 0 && envelope.timestampUnixNano == 0x1234_5678_9ABC)
         }
     }
 

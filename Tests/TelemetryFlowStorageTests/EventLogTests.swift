@@ -30,6 +30,32 @@ import Testing
         #expect(log.append(counterEvent(1), timestampUnixNano: 1).sequence == 12001, "sequences continue after reopen")
     }
 
+    /// The instruments' path leaves a measurement's time to the writer: it is stored stamped with its commit's
+    /// time (between the append and the flush that returned), with no flag left in the envelope, and decodes as
+    /// the measurement appended.
+    @Test func aMeasurementFromTheInstrumentsPathIsStampedWithItsCommitTime() async throws {
+        let dir = TemporaryDirectory()
+        let log = try EventLog(smallConfiguration(dir.log))
+        defer { log.close() }
+        let scope = InstrumentationScope(name: "lib", version: "1")
+        let prefix = EventCodec.measurementPrefix(name: "requests", unit: "{request}", scope: scope)
+        let before = wallClockNanos()
+        let outcome = prefix.withUnsafeBytes {
+            log.appendMeasurement(kind: .counter, prefix: $0, attributes: ["route": "/cart"], value: .int(3))
+        }
+        #expect(outcome.sequence == 1)
+        try await log.flush()
+        let after = wallClockNanos()
+        let events = try readAll(log)
+        #expect(events.count == 1)
+        let stored = try #require(events.first)
+        #expect(stored.timestampUnixNano >= before && stored.timestampUnixNano <= after)
+        let envelope = try stored.record.withUnsafeBytes { bytes throws(TelemetryFlowError) in try EventCodec.envelope(of: bytes, sequence: 1) }
+        #expect(envelope.flags == 0)
+        let expected = MetricMeasurement(kind: .counter, name: "requests", unit: "{request}", scope: scope, attributes: ["route": "/cart"], value: .int(3))
+        #expect(try stored.decode() == .measurement(expected))
+    }
+
     /// A read of some types passes the others over by their type byte: it returns the asked-for records in order,
     /// its end sequence covers what it passed over, and passed-over records count towards `maxCount`.
     @Test func aReadOfSomeTypesPassesTheOthersOver() async throws {

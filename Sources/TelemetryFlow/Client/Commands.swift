@@ -111,20 +111,30 @@ public final class CommandBus: Sendable {
     /// An instrument's measurement: straight from its pre-encoded prefix to the log when no processor, rate limit
     /// or attribute limit has work to do; otherwise as a ``RecordMeasurement`` command.
     @inline(__always)
-    func record(_ instrument: borrowing InstrumentCore, _ value: MetricValue, _ attributes: borrowing Attributes, timeUnixNano: UInt64) {
+    func record(_ instrument: borrowing InstrumentCore, _ value: MetricValue, _ attributes: borrowing Attributes) {
         guard processors.processors.isEmpty, rate == nil, value.isValid(for: instrument.kind), open.load(ordering: .relaxed),
             !limits.needsApplying(to: attributes)
         else {
-            dispatch(RecordMeasurement(
-                measurement: MetricMeasurement(
-                    kind: instrument.kind, name: instrument.name, unit: instrument.unit, scope: instrument.scope, attributes: copy attributes,
-                    value: value),
-                timeUnixNano: timeUnixNano))
+            recordCommand(instrument, value, attributes)
             return
         }
+        // Stamped by the log's writer as it commits the record (`EventCodec.stampOnCommitFlag`).
         _ = instrument.prefix.withUnsafeBytes { prefix in
-            log.appendMeasurement(kind: instrument.kind, prefix: prefix, attributes: attributes, value: value, timestampUnixNano: timeUnixNano)
+            log.appendMeasurement(kind: instrument.kind, prefix: prefix, attributes: attributes, value: value)
         }
+    }
+
+    /// ``record(_:_:_:)`` when a processor, the rate limit or an attribute limit has work to do, the value is
+    /// invalid or the client is shut down: the ``RecordMeasurement`` command, stamped with the coarse wall clock
+    /// (OpenTelemetry points carry their collection's time; a measurement's own time only starts a cumulative
+    /// series, where a tick's resolution is enough).
+    @inline(never)
+    private func recordCommand(_ instrument: borrowing InstrumentCore, _ value: MetricValue, _ attributes: borrowing Attributes) {
+        dispatch(RecordMeasurement(
+            measurement: MetricMeasurement(
+                kind: instrument.kind, name: instrument.name, unit: instrument.unit, scope: instrument.scope, attributes: copy attributes,
+                value: value),
+            timeUnixNano: coarseWallClockNanos()))
     }
 
     public func dispatch(_ command: RecordMeasurement) {

@@ -26,11 +26,9 @@ struct InstrumentCore: Sendable {
         prefix = EventCodec.measurementPrefix(name: name, unit: unit, scope: scope)
     }
 
-    /// Stamped with the coarse wall clock: OpenTelemetry points carry their collection's time, and a
-    /// measurement's own time only starts a cumulative series, where a tick's resolution is enough.
     @inline(__always)
     func record(_ value: MetricValue, _ attributes: Attributes) {
-        unretainedBus?._withUnsafeGuaranteedRef { $0.record(self, value, attributes, timeUnixNano: coarseWallClockNanos()) }
+        unretainedBus?._withUnsafeGuaranteedRef { $0.record(self, value, attributes) }
     }
 }
 

@@ -4,7 +4,7 @@
 /// offset  size  field
 ///      0     1  format version (2; this build also reads 1)
 ///      1     1  event type (EventType.rawValue)
-///      2     2  flags, little-endian (reserved, 0)
+///      2     2  flags, little-endian (0 as stored; in the append queue, bit 0 is ``stampOnCommitFlag``)
 ///      4     8  timestamp, unix nanoseconds, little-endian
 ///     12     4  payload length n, little-endian
 ///     16     n  payload (per event type; see Docs/LogFormat.md)
@@ -67,6 +67,24 @@ package enum EventCodec {
         guard version >= 2 else { return CRC32C.checksum(body) }
         let key = withUnsafeBytes(of: sequence.bigEndian) { CRC32C.checksum($0) }
         return CRC32C.checksum(body, continuing: key)
+    }
+
+    /// The flag of a queued record whose timestamp the log's writer sets as it commits it
+    /// (``sealQueuedRecord(_:sequence:commitTimeUnixNano:)``), clearing the flag: a measurement's time, which only
+    /// starts a cumulative series, is its commit's (the writer reads the clock once per commit, the caller never).
+    /// Never set in a stored record.
+    package static let stampOnCommitFlag: UInt16 = 1
+
+    /// Seals a record the append queue held, as the log's writer commits it under `sequence`: stamps it with
+    /// `commitTimeUnixNano` if it asked for that (``stampOnCommitFlag``), then stores its checksum.
+    @inlinable
+    package static func sealQueuedRecord(_ record: UnsafeMutableRawBufferPointer, sequence: UInt64, commitTimeUnixNano: UInt64) {
+        let flags = UInt16(littleEndian: record.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+        if flags & stampOnCommitFlag != 0 {
+            record.storeBytes(of: (flags & ~stampOnCommitFlag).littleEndian, toByteOffset: 2, as: UInt16.self)
+            record.storeBytes(of: commitTimeUnixNano.littleEndian, toByteOffset: 4, as: UInt64.self)
+        }
+        sealChecksum(record, sequence: sequence)
     }
 
     /// Computes and stores the checksum of a record encoded with `sequence: nil`, now stored under `sequence`.
@@ -171,9 +189,9 @@ package enum EventCodec {
     /// The header of a record whose type is known before its payload (its length is patched by
     /// ``endUnsealedRecord(_:_:)``).
     @inline(__always)
-    static func beginUnsealedRecord(_ type: EventType, timestampUnixNano: UInt64, into w: inout ProtobufWriter) {
+    static func beginUnsealedRecord(_ type: EventType, flags: UInt16 = 0, timestampUnixNano: UInt64, into w: inout ProtobufWriter) {
         w.reserve(headerSize + 64)
-        w.appendUnchecked(UInt64(formatVersion) | UInt64(type.rawValue) << 8 | timestampUnixNano << 32)
+        w.appendUnchecked(UInt64(formatVersion) | UInt64(type.rawValue) << 8 | UInt64(flags) << 16 | timestampUnixNano << 32)
         w.appendUnchecked(timestampUnixNano >> 32)
     }
 
@@ -186,7 +204,7 @@ package enum EventCodec {
     }
 
     /// The constant part of a measurement's payload — name, unit and scope — encoded once per instrument, so that
-    /// ``withUnsealedMeasurement(kind:prefix:attributes:value:timestampUnixNano:_:)`` copies bytes instead of
+    /// ``withUnsealedMeasurement(kind:prefix:attributes:value:_:)`` copies bytes instead of
     /// encoding (and retaining) the instrument's strings on every call.
     package static func measurementPrefix(name: String, unit: String, scope: InstrumentationScope) -> [UInt8] {
         ProtobufWriter.withScratch { w in
@@ -200,12 +218,14 @@ package enum EventCodec {
     /// The append path of an instrument: the record of one measurement, encoded from the instrument's
     /// ``measurementPrefix(name:unit:scope:)``, into a scratch buffer on the caller's stack, the checksum left for
     /// the log's writer; the same bytes as ``encode(_:timestampUnixNano:into:sequence:)`` of the measurement.
+    ///
+    /// The record asks the log's writer for its timestamp (``stampOnCommitFlag``): the caller reads no clock.
     package static func withUnsealedMeasurement(
         kind: InstrumentKind, prefix: UnsafeRawBufferPointer, attributes: borrowing Attributes, value: MetricValue,
-        timestampUnixNano: UInt64, _ body: (UnsafeRawBufferPointer) -> AppendOutcome
+        _ body: (UnsafeRawBufferPointer) -> AppendOutcome
     ) -> AppendOutcome {
         ProtobufWriter.withScratch(passing: attributes) { attributes, w in
-            beginUnsealedRecord(EventType(rawValue: kind.rawValue), timestampUnixNano: timestampUnixNano, into: &w)
+            beginUnsealedRecord(EventType(rawValue: kind.rawValue), flags: stampOnCommitFlag, timestampUnixNano: 0, into: &w)
             w.append(contentsOf: prefix)
             writeAttributeBlock(attributes, into: &w)
             writeMeasurementValue(value, into: &w)

@@ -55,9 +55,9 @@ public final class EventLog: Sendable {
     /// The instruments' append path: a measurement from its instrument's pre-encoded name, unit and scope
     /// (`EventCodec.measurementPrefix`), with no `TelemetryEvent` built.
     package func appendMeasurement(
-        kind: InstrumentKind, prefix: UnsafeRawBufferPointer, attributes: borrowing Attributes, value: MetricValue, timestampUnixNano: UInt64
+        kind: InstrumentKind, prefix: UnsafeRawBufferPointer, attributes: borrowing Attributes, value: MetricValue
     ) -> AppendOutcome {
-        EventCodec.withUnsealedMeasurement(kind: kind, prefix: prefix, attributes: attributes, value: value, timestampUnixNano: timestampUnixNano) {
+        EventCodec.withUnsealedMeasurement(kind: kind, prefix: prefix, attributes: attributes, value: value) {
             engine.append($0)
         }
     }

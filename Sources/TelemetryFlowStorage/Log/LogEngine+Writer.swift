@@ -234,6 +234,8 @@ extension LogEngine {
         }
         let path = segment.path
         let base = writer.spare.base
+        // The time of the records that ask for the commit's (measurements): read once per commit.
+        let now = wallClockNanos()
         try env.withTransaction(write: true) { (txn) throws(TelemetryFlowError) in
             // One cursor for the whole batch: it stays on the last page, where every append lands.
             var cursor: OpaquePointer?
@@ -245,7 +247,8 @@ extension LogEngine {
                 key = (firstSequence + UInt64(i)).bigEndian
                 let size = recordSize(at: position)
                 let record = base + position
-                EventCodec.sealChecksum(UnsafeMutableRawBufferPointer(start: record, count: size), sequence: firstSequence + UInt64(i))
+                EventCodec.sealQueuedRecord(
+                    UnsafeMutableRawBufferPointer(start: record, count: size), sequence: firstSequence + UInt64(i), commitTimeUnixNano: now)
                 let rc = withUnsafeMutableBytes(of: &key) { keyRaw -> Int32 in
                     var k = MDB_val(mv_size: 8, mv_data: keyRaw.baseAddress)
                     var v = MDB_val(mv_size: size, mv_data: record)
