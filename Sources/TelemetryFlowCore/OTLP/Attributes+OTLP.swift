@@ -18,6 +18,8 @@ extension Attributes {
     /// record was encoded).
     package func encodeOTLP(field: UInt32, from start: Int, into w: inout ProtobufWriter) {
         guard start > 0 else { return encodeOTLP(field: field, into: &w) }
+        // Nothing added (most spans): no slice of the attributes made and destroyed.
+        guard start < count else { return }
         let tag = UInt8(truncatingIfNeeded: field << 3 | 2)
         for attribute in dropFirst(start) {
             if field < 16 { Self.encodeKeyValue(tag: tag, attribute, into: &w) } else { Self.encodeKeyValueNested(field, attribute, into: &w) }

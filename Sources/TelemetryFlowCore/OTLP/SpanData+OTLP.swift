@@ -89,7 +89,7 @@ extension SpanData {
         if droppedAttributesCount != mark.droppedAttributes { w.writeVarintField(10, UInt64(droppedAttributesCount)) }
         for event in events { w.writeMessageField(11) { event.encodeOTLP(into: &$0) } }
         w.writeVarintField(12, UInt64(droppedEventsCount))
-        for link in links.dropFirst(mark.links) { Self.encodeLink(link, into: &w) }
+        if links.count > mark.links { for link in links.dropFirst(mark.links) { Self.encodeLink(link, into: &w) } }
         if droppedLinksCount != mark.droppedLinks { w.writeVarintField(14, UInt64(droppedLinksCount)) }
         encodeStatus(into: &w)
     }

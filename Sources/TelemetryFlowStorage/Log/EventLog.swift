@@ -88,7 +88,10 @@ public final class EventLog: Sendable {
     /// (``appendSpanEnd(startRecord:span:since:)``).
     package func appendSpanStart(_ span: borrowing SpanData, scope: InstrumentationScope, keeping record: inout [UInt8]) -> AppendOutcome {
         EventCodec.withUnsealedSpan(span, ended: false, scope: scope) { bytes in
-            record = Array(bytes)
+            record = Array(unsafeUninitializedCapacity: bytes.count) { buffer, count in
+                if let source = bytes.baseAddress { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: bytes.count) }
+                count = bytes.count
+            }
             return engine.append(bytes)
         }
     }
