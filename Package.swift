@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "TelemetryFlow",
             dependencies: [
-                "TelemetryFlowCore", "TelemetryFlowStorage", "TelemetryFlowTransport", "TelemetryFlowOTLP",
+                "CSupport", "TelemetryFlowCore", "TelemetryFlowStorage", "TelemetryFlowTransport", "TelemetryFlowOTLP",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Instrumentation", package: "swift-distributed-tracing"),
                 .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
@@ -84,7 +84,7 @@ let package = Package(
             name: "TelemetryFlowExportTests",
             dependencies: [
                 "TelemetryFlow", "TelemetryFlowCore", "TelemetryFlowStorage", "TelemetryFlowTransport", "TelemetryFlowOTLP",
-                "TelemetryFlowTesting", "tflow",
+                "TelemetryFlowTesting", "tflow", "CSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]

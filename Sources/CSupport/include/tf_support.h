@@ -23,4 +23,8 @@ unsigned tf_thread_slot(void);
 /// process's other threads (Linux schedules threads, not processes). Returns 0, or -1 with errno set.
 int tf_lower_thread_priority(int steps);
 
+/// A random-looking 64-bit value for trace and span ids (not for secrets): never the same twice within a process, and
+/// different between processes (a seed from getrandom; a forked child takes a new one). No shared cache line per call.
+uint64_t tf_random64(void);
+
 #endif

@@ -20,6 +20,8 @@ public final class TelemetryFlowClient: Service, Sendable {
     /// The plugins: exporters, protocols, signal types, processors.
     public let registry: PluginRegistry
     private let engine: Engine?
+    /// `engine` without reference counting on each recording call (`engine` keeps it alive with the client).
+    private let unretainedEngine: Unmanaged<Engine>?
     private let lifecycle = Locked<Lifecycle>(.built)
 
     private enum Lifecycle {
@@ -37,9 +39,8 @@ public final class TelemetryFlowClient: Service, Sendable {
         /// `signals` read once: recording calls test a flag instead of hashing a signal type.
         let logsEnabled: Bool
         let tracesEnabled: Bool
-        let sampler: Sampler
+        let sampler: CompiledSampler
         let spanLimits: SpanLimits
-        let ids = IDGenerator.shared
 
         init(
             log: EventLog, bus: CommandBus, pipeline: ExportPipeline, metrics: MetricsProjection, openSpans: OpenSpansProjection,
@@ -53,7 +54,7 @@ public final class TelemetryFlowClient: Service, Sendable {
             self.signals = configuration.signals
             logsEnabled = configuration.signals.contains(.logs)
             tracesEnabled = configuration.signals.contains(.traces)
-            self.sampler = configuration.sampler
+            self.sampler = CompiledSampler(configuration.sampler)
             spanLimits = SpanLimits(configuration.limits)
         }
     }
@@ -74,6 +75,7 @@ public final class TelemetryFlowClient: Service, Sendable {
         self.registry = registry
         guard configuration.enabled else {
             engine = nil
+            unretainedEngine = nil
             return
         }
         let log = try EventLog(configuration.log)
@@ -86,7 +88,9 @@ public final class TelemetryFlowClient: Service, Sendable {
                 shutdownGracePeriod: configuration.shutdownTimeout)
             let metrics = try await MetricsProjection(log: log, configuration: configuration.metrics, interval: configuration.metricExportInterval)
             let openSpans = try await OpenSpansProjection(log: log)
-            engine = Engine(log: log, bus: bus, pipeline: pipeline, metrics: metrics, openSpans: openSpans, configuration: configuration)
+            let engine = Engine(log: log, bus: bus, pipeline: pipeline, metrics: metrics, openSpans: openSpans, configuration: configuration)
+            self.engine = engine
+            unretainedEngine = Unmanaged.passUnretained(engine)
         } catch {
             log.close()
             throw error
@@ -272,20 +276,21 @@ public final class TelemetryFlowClient: Service, Sendable {
         context: ServiceContext? = nil, scope: InstrumentationScope? = nil, at start: UInt64? = nil
     ) -> TelemetrySpan {
         let parent = (context ?? ServiceContext.current)?.spanContext.flatMap { $0.isValid ? $0 : nil }
-        let engine = self.engine
-        let ids = engine?.ids ?? IDGenerator.shared
-        let traceID = parent?.traceID ?? ids.traceID()
-        var bus: CommandBus?
-        var sampled = false
-        if let engine, engine.tracesEnabled {
-            sampled = engine.sampler.shouldSample(traceID: traceID, parent: parent)
-            if sampled { bus = engine.bus } else { engine.bus.drop(.sampledOut) }
-        }
-        let spanContext = SpanContext(traceID: traceID, spanID: ids.spanID(), traceFlags: sampled ? 1 : 0, traceState: parent?.traceState ?? "")
+        let start = start ?? wallClockNanos()
+        let traceID = parent?.traceID ?? IDGenerator.traceID()
+        // The engine lives as long as the client: no reference counting on it per span.
+        let (bus, sampled, limits) = unretainedEngine?._withUnsafeGuaranteedRef { engine -> (CommandBus?, Bool, SpanLimits) in
+            guard engine.tracesEnabled else { return (nil, false, engine.spanLimits) }
+            guard engine.sampler.shouldSample(traceID: traceID, parent: parent) else {
+                engine.bus.drop(.sampledOut)
+                return (nil, false, engine.spanLimits)
+            }
+            return (engine.bus, true, engine.spanLimits)
+        } ?? (nil, false, Self.defaultSpanLimits)
+        let spanContext = SpanContext(traceID: traceID, spanID: IDGenerator.spanID(), traceFlags: sampled ? 1 : 0, traceState: parent?.traceState ?? "")
         return TelemetrySpan(
             name: name, context: spanContext, parentSpanID: parent?.spanID ?? .invalid, parentIsRemote: parent?.isRemote ?? false,
-            kind: kind, start: start ?? wallClockNanos(), attributes: attributes, links: links, scope: scope ?? Self.defaultScope,
-            bus: bus, limits: engine?.spanLimits ?? Self.defaultSpanLimits)
+            kind: kind, start: start, attributes: attributes, links: links, scope: scope ?? Self.defaultScope, bus: bus, limits: limits)
     }
 
     /// The limits of spans of a disabled client (which records nothing).

@@ -15,19 +15,7 @@ public indirect enum Sampler: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether a span of `traceID` with `parent` (nil: a root span) is recorded.
     public func shouldSample(traceID: TraceID, parent: SpanContext?) -> Bool {
-        switch self {
-        case .alwaysOn: return true
-        case .alwaysOff: return false
-        case .traceIDRatio(let ratio):
-            // As the OpenTelemetry specification's reference: the low 8 bytes of the id against the ratio.
-            if ratio >= 1 { return true }
-            if ratio <= 0 { return false }
-            let bound = UInt64(ratio * 9_223_372_036_854_775_808.0)  // ratio × 2^63
-            return traceID.low & 0x7FFF_FFFF_FFFF_FFFF < bound
-        case .parentBased(let root):
-            guard let parent, parent.isValid else { return root.shouldSample(traceID: traceID, parent: nil) }
-            return parent.isSampled
-        }
+        CompiledSampler(self).shouldSample(traceID: traceID, parent: parent)
     }
 
     /// The `OTEL_TRACES_SAMPLER` name.
@@ -81,5 +69,38 @@ public indirect enum Sampler: Sendable, Hashable, CustomStringConvertible {
         case .parentBased(let root): try root.validate()
         default: break
         }
+    }
+}
+
+/// A ``Sampler`` reduced to plain values for the recording path: deciding copies and releases nothing (the indirect
+/// enum is a reference-counted box), one comparison for a root span.
+struct CompiledSampler: Sendable {
+    /// A child follows its parent's sampled flag (`parentBased`; nested ones act as one).
+    private let followsParent: Bool
+    /// A span that does not follow a parent is recorded when the low 63 bits of its trace id's low 8 bytes are below
+    /// this: `ratio × 2^63`, as the OpenTelemetry specification's reference compares them; `UInt64.max` records every
+    /// one (`always_on`, a ratio of 1 or more), 0 none.
+    private let bound: UInt64
+
+    init(_ sampler: Sampler) {
+        var root = sampler
+        var follows = false
+        while case .parentBased(let inner) = root {
+            follows = true
+            root = inner
+        }
+        followsParent = follows
+        switch root {
+        case .alwaysOn: bound = .max
+        case .alwaysOff: bound = 0
+        case .traceIDRatio(let ratio): bound = ratio >= 1 ? .max : ratio <= 0 || ratio.isNaN ? 0 : UInt64(ratio * 9_223_372_036_854_775_808.0)
+        case .parentBased: preconditionFailure("unwrapped above")
+        }
+    }
+
+    @inline(__always)
+    func shouldSample(traceID: TraceID, parent: SpanContext?) -> Bool {
+        if followsParent, let parent, parent.isValid { return parent.isSampled }
+        return traceID.low & 0x7FFF_FFFF_FFFF_FFFF < bound
     }
 }
