@@ -380,3 +380,18 @@ import Testing
         #expect(severity?.code == .invalidArgument)
     }
 }
+
+/// The copy of a started record a span keeps for its ended record.
+@Suite struct KeptRecordTests {
+    @Test func keepsRecordsInlineAndBeyondAndReplacesThem() {
+        var kept = KeptRecord()
+        #expect(kept.isEmpty)
+        #expect(kept.withUnsafeBytes { $0.count } == 0)
+        for size in [1, 17, KeptRecord.inlineCapacity - 1, KeptRecord.inlineCapacity, KeptRecord.inlineCapacity + 1, 5000, 40, 0] {
+            let record = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ size) }
+            record.withUnsafeBytes { kept.keep($0) }
+            #expect(kept.isEmpty == (size == 0))
+            #expect(kept.withUnsafeBytes { Array($0) } == record, "\(size) bytes")
+        }
+    }
+}

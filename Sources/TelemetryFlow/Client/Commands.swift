@@ -189,7 +189,7 @@ public final class CommandBus: Sendable {
 
     /// A span's start: straight from the span's state to the log when no processor has work, a copy of the record
     /// kept in `record` for the span's end; otherwise as a ``StartSpan`` command (`record` left empty).
-    func recordStart(span: borrowing SpanData, scope: borrowing InstrumentationScope, keeping record: inout [UInt8]) {
+    func recordStart(span: borrowing SpanData, scope: borrowing InstrumentationScope, keeping record: inout KeptRecord) {
         guard processors.processors.isEmpty else {
             dispatch(StartSpan(span: copy span, scope: copy scope))
             return
@@ -200,7 +200,7 @@ public final class CommandBus: Sendable {
 
     /// A span's end: with no processor, the started record (`startRecord`, unless empty) followed by what changed
     /// since (`mark`), or the whole span encoded from its state; otherwise as an ``EndSpan`` command.
-    func recordEnd(span: borrowing SpanData, startRecord: borrowing [UInt8], since mark: SpanStartMark, scope: borrowing InstrumentationScope) {
+    func recordEnd(span: borrowing SpanData, startRecord: borrowing KeptRecord, since mark: SpanStartMark, scope: borrowing InstrumentationScope) {
         guard processors.processors.isEmpty else {
             dispatch(EndSpan(span: copy span, scope: copy scope))
             return

@@ -31,7 +31,7 @@ public final class TelemetrySpan: Sendable {
         var ended = false
         /// The started record as it was appended (empty when it was not appended from here): the ended record is
         /// these bytes followed by what changed since (`mark`), instead of a second encoding of the whole span.
-        var startRecord: [UInt8] = []
+        var startRecord = KeptRecord()
         /// What the started record held (set as it is encoded).
         var mark = SpanStartMark()
 

@@ -86,18 +86,15 @@ public final class EventLog: Sendable {
 
     /// ``appendSpan(_:ended:scope:)`` of a span's start, keeping a copy of the record in `record` for the span's end
     /// (``appendSpanEnd(startRecord:span:since:)``).
-    package func appendSpanStart(_ span: borrowing SpanData, scope: InstrumentationScope, keeping record: inout [UInt8]) -> AppendOutcome {
+    package func appendSpanStart(_ span: borrowing SpanData, scope: InstrumentationScope, keeping record: inout KeptRecord) -> AppendOutcome {
         EventCodec.withUnsealedSpan(span, ended: false, scope: scope) { bytes in
-            record = Array(unsafeUninitializedCapacity: bytes.count) { buffer, count in
-                if let source = bytes.baseAddress { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: bytes.count) }
-                count = bytes.count
-            }
+            record.keep(bytes)
             return engine.append(bytes)
         }
     }
 
     /// The client's append path for a span's end, from its started record (`EventCodec.withUnsealedSpanEnd`).
-    package func appendSpanEnd(startRecord: borrowing [UInt8], span: borrowing SpanData, since mark: SpanStartMark) -> AppendOutcome {
+    package func appendSpanEnd(startRecord: borrowing KeptRecord, span: borrowing SpanData, since mark: SpanStartMark) -> AppendOutcome {
         startRecord.withUnsafeBytes { start in
             EventCodec.withUnsealedSpanEnd(startRecord: start, span: span, since: mark) { engine.append($0) }
         }
