@@ -29,6 +29,7 @@ var only: String?
 var onlyMode: String?
 var threadCounts = [1, 2]
 var onlyPart: String?
+var rounds = 1
 while let argument = arguments.popFirst() {
     switch argument {
     case "--calls": calls = Int(arguments.popFirst() ?? "") ?? calls
@@ -37,6 +38,7 @@ while let argument = arguments.popFirst() {
     case "--only": only = arguments.popFirst()
     case "--mode": onlyMode = arguments.popFirst()
     case "--part": onlyPart = arguments.popFirst()
+    case "--rounds": rounds = Int(arguments.popFirst() ?? "") ?? rounds
     case "--threads": threadCounts = [Int(arguments.popFirst() ?? "") ?? 1]
     default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
     }
@@ -143,12 +145,52 @@ if only == "span-parts" {
         ("start_end_explicit_context", { telemetry.startSpan("GET /api/items", kind: .server, attributes: attributes, context: .topLevel).end() }),
         ("with_span", { telemetry.withSpan("GET /api/items", kind: .server, attributes: attributes) { _ in } }),
     ]
-    for (name, body) in parts where onlyPart == nil || onlyPart == name {
+    // `--rounds R` runs the parts R times in turn, so that a change of the machine's speed touches them alike.
+    for round in 0..<rounds {
+    for (name, body) in parts where onlyPart == nil || onlyPart.map({ $0.split(separator: ",").contains(Substring(name)) }) == true {
         await telemetry.flush(timeout: .seconds(120))
         let result = measure(threads: 1, perThread: calls / 4, pause: untilCommitted(telemetry), body)
-        emit(#"{"bench":"client_span_part","part":"\#(name)","calls":\#(calls / 4),"median_ns":\#(Int(result.median.rounded())),"cpu_ns_per_call":\#(Int(result.cpu.rounded()))}"#)
+        emit(#"{"bench":"client_span_part","round":\#(round),"part":"\#(name)","calls":\#(calls / 4),"median_ns":\#(Int(result.median.rounded())),"cpu_ns_per_call":\#(Int(result.cpu.rounded()))}"#)
+    }
     }
     parked.end()
     await telemetry.shutdown(timeout: .seconds(5))
+}
+// What the open-spans projection costs per span in the background: a log holding `--calls`/4 spans (each started and
+// ended, 3 attributes, as `withSpan` records them), folded from the start by `catchUp()`; median of 5 folds, each
+// from a fresh cursor.
+if only == "open-spans" {
+    let spans = calls / 4
+    var configuration = LogConfiguration(directory: baseDir + "/open-spans")
+    configuration.durability = .never
+    configuration.quotaBytes = 8 << 30
+    let log = try EventLog(configuration)
+    let scope = TelemetryFlowClient.defaultScope
+    var start: UInt64 = 1_700_000_000_000_000_000
+    for i in 0..<spans {
+        var span = SpanData(
+            traceID: TraceID(high: 0x0123_4567_89ab_cdef, low: UInt64(i + 1)), spanID: SpanID(UInt64(i + 1)), flags: 0x101,
+            name: "GET /api/items", kind: .server, startTimeUnixNano: start,
+            attributes: ["http.route": "/api/items", "http.request.method": "GET", "http.response.status_code": 200])
+        _ = log.append(.spanStarted(span, scope: scope), timestampUnixNano: start)
+        start += 1_000
+        span.endTimeUnixNano = start
+        _ = log.append(.spanEnded(span, scope: scope), timestampUnixNano: start)
+        if i % 4096 == 4095 { _ = try await log.flush() }
+    }
+    _ = try await log.flush()
+    var perSpan: [Double] = []
+    for run in 0..<5 {
+        let name = "bench.open_spans.\(run)"
+        // No checkpoint: the projection starts from its cursor, put back to the log's start.
+        try await log.setCursor(OpenSpansProjection.cursorName, to: 0)
+        let t0 = monotonic()
+        let projection = try await OpenSpansProjection(log: log)
+        perSpan.append(Double(monotonic() - t0) / Double(spans))
+        precondition(projection.openSpans.isEmpty, "\(name): every span ended")
+    }
+    let sorted = perSpan.sorted()
+    emit(#"{"bench":"client_open_spans_fold","spans":\#(spans),"ns_per_span":\#(Int(sorted[2].rounded())),"runs":[\#(perSpan.map { String(Int($0.rounded())) }.joined(separator: ","))]}"#)
+    log.close()
 }
 try? FileManager.default.removeItem(atPath: baseDir)

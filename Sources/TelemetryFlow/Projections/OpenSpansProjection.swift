@@ -9,11 +9,8 @@ public final class OpenSpansProjection: Sendable {
     public static let cursorName = "projection.open_spans"
     public static let checkpointName = "open_spans"
 
-    /// One open span: its `span_started` record (sealed under `sequence`) and the last time recorded for it.
-    ///
-    /// While its batch is being folded the record is a slice of the batch (most spans end within the same
-    /// batch, and are then never copied); at the end of the batch, the records of spans still open are copied
-    /// out, so that no batch stays in memory for a long span.
+    /// One open span: its `span_started` record (sealed under `sequence`, copied out of the batch it was read in)
+    /// and the last time recorded for it.
     struct Open: Sendable {
         var started: ArraySlice<UInt8>
         var sequence: UInt64
@@ -75,12 +72,69 @@ public final class OpenSpansProjection: Sendable {
             let batch = try log.read(after: position, maxCount: 4096, maxBytes: 8 << 20, types: .spans)
             if batch.endSequence == position { return }
             state.withLock { s in
-                var fromBatch: [Key] = []
-                for event in batch { Self.fold(event, into: &s.open, fromBatch: &fromBatch) }
-                for key in fromBatch where s.open[key] != nil { s.open[key]!.started = ArraySlice(Array(s.open[key]!.started)) }
+                Self.fold(batch, into: &s.open)
                 s.position = batch.endSequence
             }
         }
+    }
+
+    /// Folds one batch. The ids are read in place (no event value, no slice per record); a span started and ended
+    /// within the batch — most spans — only passes through `startedHere`; the record of a span still open at the
+    /// end of the batch is copied out of it, so that no batch stays in memory for a long span.
+    static func fold(_ batch: EventBatch, into open: inout [Key: Open]) {
+        var startedHere: [Key: Int] = [:]
+        startedHere.reserveCapacity(batch.entries.count / 2)
+        /// Moves a span started in this batch into `open` (its record copied out of the batch).
+        func keep(_ key: Key, _ index: Int, into open: inout [Key: Open]) {
+            let entry = batch.entries[index]
+            open[key] = Open(started: Array(batch.storage[entry.start..<entry.end])[...], sequence: entry.sequence, lastTimeUnixNano: entry.timestamp)
+        }
+        batch.storage.withUnsafeBytes { storage in
+            for index in batch.entries.indices {
+                let entry = batch.entries[index]
+                switch entry.type {
+                case .spanStarted:
+                    guard let key = spanKey(payload: UnsafeRawBufferPointer(rebasing: storage[entry.payloadStart..<entry.payloadEnd])) ?? key(of: batch[index])
+                    else { continue }
+                    startedHere[key] = index
+                case .spanEnded:
+                    guard let key = spanKey(payload: UnsafeRawBufferPointer(rebasing: storage[entry.payloadStart..<entry.payloadEnd])) ?? key(of: batch[index])
+                    else { continue }
+                    if startedHere.removeValue(forKey: key) == nil { open[key] = nil }
+                case .spanEventAdded:
+                    guard case .spanEventAdded(let trace, let span, let added)? = try? batch[index].decode() else { continue }
+                    let key = Key(trace: trace, span: span)
+                    if let started = startedHere.removeValue(forKey: key) { keep(key, started, into: &open) }
+                    addEvent(added, to: key, in: &open)
+                default:
+                    continue
+                }
+            }
+        }
+        for (key, index) in startedHere { keep(key, index, into: &open) }
+    }
+
+    /// The ids of a `span_started` or `span_ended` event, through its OTLP item (the general path).
+    private static func key(of event: StoredEvent) -> Key? {
+        guard let item = try? event.otlpItem() else { return nil }
+        return key(ofSpan: item.message)
+    }
+
+    /// The ids of a span record's payload read in place: the scope's name and version (each a length, then the
+    /// bytes), then the OTLP `Span` message, which the codec begins with field 1 (16 bytes) and field 2 (8 bytes).
+    /// Nil for any other layout (a length of more than one byte, fields in another order), which ``key(of:)`` reads.
+    @inline(__always)
+    static func spanKey(payload: UnsafeRawBufferPointer) -> Key? {
+        var index = 0
+        for _ in 0..<2 {
+            guard index < payload.count, payload[index] < 0x80 else { return nil }
+            index += 1 + Int(payload[index])
+        }
+        guard payload.count - index >= 28, payload[index] == 0x0A, payload[index + 1] == 16, payload[index + 18] == 0x12,
+            payload[index + 19] == 8
+        else { return nil }
+        func word(_ offset: Int) -> UInt64 { UInt64(bigEndian: payload.loadUnaligned(fromByteOffset: index + offset, as: UInt64.self)) }
+        return Key(trace: TraceID(high: word(2), low: word(10)), span: SpanID(word(20)))
     }
 
     /// The trace and span id of an OTLP `Span` message (fields 1 and 2), without decoding the rest.
@@ -96,32 +150,16 @@ public final class OpenSpansProjection: Sendable {
         return Key(trace: trace, span: span)
     }
 
-    private static func fold(_ event: StoredEvent, into open: inout [Key: Open], fromBatch: inout [Key]) {
-        switch event.type {
-        case .spanStarted:
-            // The record is kept as stored (the checkpoint re-seals its copy under sequence 0: it lives there, not
-            // under its own key); only the ids are read now.
-            guard let item = try? event.otlpItem(), let key = key(ofSpan: item.message) else { return }
-            open[key] = Open(started: event.record, sequence: event.sequence, lastTimeUnixNano: event.timestampUnixNano)
-            fromBatch.append(key)
-        case .spanEventAdded:
-            guard case .spanEventAdded(let trace, let span, let added)? = try? event.decode() else { return }
-            let key = Key(trace: trace, span: span)
-            // The event travels with the span if it is cut off: it is added to the stored start record.
-            guard var entry = open[key],
-                case .spanStarted(var started, let scope)? = try? EventCodec.decode(Array(entry.started), sequence: entry.sequence).event
-            else { return }
-            started.events.append(added)
-            entry.started = EventCodec.encode(.spanStarted(started, scope: scope), timestampUnixNano: started.startTimeUnixNano, sequence: 0)[...]
-            entry.sequence = 0
-            entry.lastTimeUnixNano = max(entry.lastTimeUnixNano, added.timeUnixNano)
-            open[key] = entry
-        case .spanEnded:
-            guard let item = try? event.otlpItem(), let key = key(ofSpan: item.message) else { return }
-            open[key] = nil
-        default:
-            return
-        }
+    /// Adds an event to an open span's stored start record, so that it travels with the span if it is cut off.
+    private static func addEvent(_ added: SpanEvent, to key: Key, in open: inout [Key: Open]) {
+        guard var entry = open[key],
+            case .spanStarted(var started, let scope)? = try? EventCodec.decode(Array(entry.started), sequence: entry.sequence).event
+        else { return }
+        started.events.append(added)
+        entry.started = EventCodec.encode(.spanStarted(started, scope: scope), timestampUnixNano: started.startTimeUnixNano, sequence: 0)[...]
+        entry.sequence = 0
+        entry.lastTimeUnixNano = max(entry.lastTimeUnixNano, added.timeUnixNano)
+        open[key] = entry
     }
 
     /// Folds what is committed and stores the state with the cursor, in one metadata transaction.
