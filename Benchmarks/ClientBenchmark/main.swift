@@ -1,8 +1,9 @@
 // Client benchmark: the public recording calls as a user writes them, on a client with durable logging on
 // (`interval`, 1000 ms), from 1 and 2 threads. Prints one JSON line per figure. Run with `make bench`.
 //
-//   tflow-client-bench [--calls N] [--memory-calls N] [--dir DIR] [--only counter|histogram|log|span|memory|span-parts]
-//                      [--mode paced|saturated] [--threads N]
+//   tflow-client-bench [--calls N] [--memory-calls N] [--dir DIR]
+//                      [--only counter|histogram|log|span|memory|open-spans|span-parts] [--mode paced|saturated]
+//                      [--threads N] [--part NAME[,NAME…]] [--rounds R]
 //
 // Per call: the median and p99 of the time per call over blocks of 64 calls (one clock read per block), the
 // recording threads' own CPU time per call (CLOCK_THREAD_CPUTIME_ID: what a call costs its caller, preemption
@@ -15,7 +16,9 @@
 // Memory: the process's anonymous RSS (/proc/self/status RssAnon) sampled every million calls while one thread
 // records 10 M counter adds. `--only span-parts` (not in the full run; `--part NAME` for one) measures where a
 // span's time goes, one thread, paced: the task-local context alone and its pieces (read, one key set, a bind), a
-// span started and ended with an explicit context, and `withSpan`.
+// span started and ended with an explicit context, and `withSpan`; `--rounds R` runs those parts R times in turn, so
+// that the machine's changes of speed touch them alike. Open spans: what the open-spans projection's fold costs per
+// span in the background, over a log of `--calls`/4 spans.
 // The measuring code is in Measure.swift, which the swift-otel peer benchmark (Benchmarks/Peers) shares.
 import Foundation
 import Synchronization
@@ -159,7 +162,7 @@ if only == "span-parts" {
 // What the open-spans projection costs per span in the background: a log holding `--calls`/4 spans (each started and
 // ended, 3 attributes, as `withSpan` records them), folded from the start by `catchUp()`; median of 5 folds, each
 // from a fresh cursor.
-if only == "open-spans" {
+if only == nil || only == "open-spans" {
     let spans = calls / 4
     var configuration = LogConfiguration(directory: baseDir + "/open-spans")
     configuration.durability = .never

@@ -200,7 +200,7 @@ public final class CommandBus: Sendable {
 
     /// A span's end: with no processor, the started record (`startRecord`, unless empty) followed by what changed
     /// since (`mark`), or the whole span encoded from its state; otherwise as an ``EndSpan`` command.
-    func recordEnd(span: borrowing SpanData, startRecord: borrowing KeptRecord, since mark: SpanStartMark, scope: borrowing InstrumentationScope) {
+    func recordEnd(span: borrowing SpanData, startRecord: inout KeptRecord, since mark: SpanStartMark, scope: borrowing InstrumentationScope) {
         guard processors.processors.isEmpty else {
             dispatch(EndSpan(span: copy span, scope: copy scope))
             return
@@ -212,7 +212,7 @@ public final class CommandBus: Sendable {
         if startRecord.isEmpty || mark.attributeReplaced {
             _ = log.appendSpan(span, ended: true, scope: scope)
         } else {
-            _ = log.appendSpanEnd(startRecord: startRecord, span: span, since: mark)
+            _ = log.appendSpanEnd(startRecord: &startRecord, span: span, since: mark)
         }
     }
 

@@ -23,16 +23,19 @@ public final class TelemetrySpan: Sendable {
     private let limits: SpanLimits
     /// Held in the span object itself (one allocation per span, no generic lock class to instantiate).
     private let state: Mutex<State>
+    /// The started record as it was appended (empty when it was not appended from here): the ended record is these
+    /// bytes followed by what changed since (`State.mark`), instead of a second encoding of the whole span. Written
+    /// once in `init` (before the span is shared) and read in ``end(at:)`` under `state`'s lock, after `ended` was
+    /// set, so that it is read once. Beside the state rather than in it: its 320 inline bytes are built in place in
+    /// the span's allocation, not moved with the state into the lock.
+    private nonisolated(unsafe) var startRecord = KeptRecord()
 
     /// The span as recorded so far: the very value appended when it starts and when it ends (its attribute values
     /// already cut to the value-length limit as they were set).
     struct State {
         var data: SpanData
         var ended = false
-        /// The started record as it was appended (empty when it was not appended from here): the ended record is
-        /// these bytes followed by what changed since (`mark`), instead of a second encoding of the whole span.
-        var startRecord = KeptRecord()
-        /// What the started record held (set as it is encoded).
+        /// What the started record (``TelemetrySpan/startRecord``) held (set as it is encoded).
         var mark = SpanStartMark()
 
         init(data: consuming SpanData) { self.data = data }
@@ -75,7 +78,7 @@ public final class TelemetrySpan: Sendable {
         state.withLock { s in
             for link in links { Self.add(link, to: &s.data, limits: limits) }
             s.mark = SpanStartMark(s.data)
-            bus.recordStart(span: s.data, scope: scope, keeping: &s.startRecord)
+            bus.recordStart(span: s.data, scope: scope, keeping: &startRecord)
         }
     }
 
@@ -222,7 +225,7 @@ public final class TelemetrySpan: Sendable {
             guard !s.ended else { return }
             s.ended = true
             s.data.endTimeUnixNano = end
-            bus.recordEnd(span: s.data, startRecord: s.startRecord, since: s.mark, scope: scope)
+            bus.recordEnd(span: s.data, startRecord: &startRecord, since: s.mark, scope: scope)
         }
     }
 

@@ -31,9 +31,11 @@ package struct KeptRecord: Sendable {
         }
     }
 
-    /// Calls `body` with the kept record's bytes (empty when none is kept).
-    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    /// Calls `body` with the kept record's bytes (empty when none is kept). Mutating (it changes nothing) so that the
+    /// inline bytes are reached in place: through a borrowed value they were copied out first.
+    package mutating func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         if inlineCount < 0 { return try spilled.withUnsafeBytes(body) }
-        return try Swift.withUnsafeBytes(of: inline) { try body(UnsafeRawBufferPointer(rebasing: $0[..<inlineCount])) }
+        let count = inlineCount
+        return try Swift.withUnsafeBytes(of: &inline) { try body(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
     }
 }

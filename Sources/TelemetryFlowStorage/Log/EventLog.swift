@@ -94,7 +94,7 @@ public final class EventLog: Sendable {
     }
 
     /// The client's append path for a span's end, from its started record (`EventCodec.withUnsealedSpanEnd`).
-    package func appendSpanEnd(startRecord: borrowing KeptRecord, span: borrowing SpanData, since mark: SpanStartMark) -> AppendOutcome {
+    package func appendSpanEnd(startRecord: inout KeptRecord, span: borrowing SpanData, since mark: SpanStartMark) -> AppendOutcome {
         startRecord.withUnsafeBytes { start in
             EventCodec.withUnsealedSpanEnd(startRecord: start, span: span, since: mark) { engine.append($0) }
         }
