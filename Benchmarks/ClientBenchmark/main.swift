@@ -2,7 +2,7 @@
 // (`interval`, 1000 ms), from 1 and 2 threads. Prints one JSON line per figure. Run with `make bench`.
 //
 //   tflow-client-bench [--calls N] [--memory-calls N] [--dir DIR]
-//                      [--only counter|histogram|log|span|memory|open-spans|span-parts] [--mode paced|saturated]
+//                      [--only counter|histogram|log|span|memory|projections|span-parts] [--mode paced|saturated]
 //                      [--threads N] [--part NAME[,NAME…]] [--rounds R]
 //
 // Per call: the median and p99 of the time per call over blocks of 64 calls (one clock read per block), the
@@ -17,8 +17,8 @@
 // records 10 M counter adds. `--only span-parts` (not in the full run; `--part NAME` for one) measures where a
 // span's time goes, one thread, paced: the task-local context alone and its pieces (read, one key set, a bind), a
 // span started and ended with an explicit context, and `withSpan`; `--rounds R` runs those parts R times in turn, so
-// that the machine's changes of speed touch them alike. Open spans: what the open-spans projection's fold costs per
-// span in the background, over a log of `--calls`/4 spans.
+// that the machine's changes of speed touch them alike. Projections: what folding costs per event in the background
+// (the open-spans projection per span, the metrics projection per measurement).
 // The measuring code is in Measure.swift, which the swift-otel peer benchmark (Benchmarks/Peers) shares.
 import Foundation
 import Synchronization
@@ -159,41 +159,51 @@ if only == "span-parts" {
     parked.end()
     await telemetry.shutdown(timeout: .seconds(5))
 }
-// What the open-spans projection costs per span in the background: a log holding `--calls`/4 spans (each started and
-// ended, 3 attributes, as `withSpan` records them), folded from the start by `catchUp()`; median of 5 folds, each
-// from a fresh cursor.
-if only == nil || only == "open-spans" {
+// What the projections cost per event in the background: each of 5 runs opens a fresh log, starts both projections
+// on it, appends `--calls`/4 spans (each started and ended, 3 attributes, as `withSpan` records them) with a counter
+// add (1 attribute) between each span's two events, and times each projection's `catchUp()` over all of it (the
+// open-spans projection per span, passing over the measurements; the metrics projection per measurement, passing
+// over the spans). Median of the 5 runs.
+if only == nil || only == "projections" {
     let spans = calls / 4
-    var configuration = LogConfiguration(directory: baseDir + "/open-spans")
-    configuration.durability = .never
-    configuration.quotaBytes = 8 << 30
-    let log = try EventLog(configuration)
     let scope = TelemetryFlowClient.defaultScope
-    var start: UInt64 = 1_700_000_000_000_000_000
-    for i in 0..<spans {
-        var span = SpanData(
-            traceID: TraceID(high: 0x0123_4567_89ab_cdef, low: UInt64(i + 1)), spanID: SpanID(UInt64(i + 1)), flags: 0x101,
-            name: "GET /api/items", kind: .server, startTimeUnixNano: start,
-            attributes: ["http.route": "/api/items", "http.request.method": "GET", "http.response.status_code": 200])
-        _ = log.append(.spanStarted(span, scope: scope), timestampUnixNano: start)
-        start += 1_000
-        span.endTimeUnixNano = start
-        _ = log.append(.spanEnded(span, scope: scope), timestampUnixNano: start)
-        if i % 4096 == 4095 { _ = try await log.flush() }
-    }
-    _ = try await log.flush()
-    var perSpan: [Double] = []
+    let add = MetricMeasurement(kind: .counter, name: "http.server.requests", unit: "{request}", scope: scope, attributes: ["http.route": "/api/items"], value: .int(1))
+    var perEvent: [String: [Double]] = [:]
     for run in 0..<5 {
-        let name = "bench.open_spans.\(run)"
-        // No checkpoint: the projection starts from its cursor, put back to the log's start.
-        try await log.setCursor(OpenSpansProjection.cursorName, to: 0)
-        let t0 = monotonic()
-        let projection = try await OpenSpansProjection(log: log)
-        perSpan.append(Double(monotonic() - t0) / Double(spans))
-        precondition(projection.openSpans.isEmpty, "\(name): every span ended")
+        var configuration = LogConfiguration(directory: baseDir + "/projections-\(run)")
+        configuration.durability = .never
+        configuration.quotaBytes = 8 << 30
+        let log = try EventLog(configuration)
+        let openSpans = try await OpenSpansProjection(log: log)
+        let metrics = try await MetricsProjection(log: log)
+        var start: UInt64 = 1_700_000_000_000_000_000
+        for i in 0..<spans {
+            var span = SpanData(
+                traceID: TraceID(high: 0x0123_4567_89ab_cdef, low: UInt64(i + 1)), spanID: SpanID(UInt64(i + 1)), flags: 0x101,
+                name: "GET /api/items", kind: .server, startTimeUnixNano: start,
+                attributes: ["http.route": "/api/items", "http.request.method": "GET", "http.response.status_code": 200])
+            _ = log.append(.spanStarted(span, scope: scope), timestampUnixNano: start)
+            _ = log.append(.measurement(add), timestampUnixNano: start)
+            start += 1_000
+            span.endTimeUnixNano = start
+            _ = log.append(.spanEnded(span, scope: scope), timestampUnixNano: start)
+            if i % 4096 == 4095 { _ = try await log.flush() }
+        }
+        _ = try await log.flush()
+        var t0 = monotonic()
+        try openSpans.catchUp()
+        perEvent["open_spans", default: []].append(Double(monotonic() - t0) / Double(spans))
+        precondition(openSpans.openSpans.isEmpty, "every span ended")
+        t0 = monotonic()
+        try metrics.catchUp()
+        perEvent["metrics", default: []].append(Double(monotonic() - t0) / Double(spans))
+        let series = try metrics.currentMetrics().count
+        precondition(series == 1, "one series, not \(series)")
+        log.close()
+        try? FileManager.default.removeItem(atPath: configuration.directory)
     }
-    let sorted = perSpan.sorted()
-    emit(#"{"bench":"client_open_spans_fold","spans":\#(spans),"ns_per_span":\#(Int(sorted[2].rounded())),"runs":[\#(perSpan.map { String(Int($0.rounded())) }.joined(separator: ","))]}"#)
-    log.close()
+    for (projection, runs) in perEvent.sorted(by: { $0.key > $1.key }) {
+        emit(#"{"bench":"client_projection_fold","projection":"\#(projection)","events":\#(spans),"ns_per_event":\#(Int(runs.sorted()[2].rounded())),"runs":[\#(runs.map { String(Int($0.rounded())) }.joined(separator: ","))]}"#)
+    }
 }
 try? FileManager.default.removeItem(atPath: baseDir)
