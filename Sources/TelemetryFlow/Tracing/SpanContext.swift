@@ -29,22 +29,23 @@ public struct SpanContext: Sendable, Hashable, CustomStringConvertible {
 
 /// The `ServiceContext` keys the client stores its state under: the current span, its context, and baggage.
 /// Every integration (the swift-distributed-tracing `Tracer`, swift-log correlation, W3C propagation) reads
-/// the same keys, so they all see the same span.
+/// the same keys, so they all see the same span. Their names are computed: `ServiceContext`'s setter reads the name
+/// on every set, and a `static let` is a lazily initialised global, checked at each read.
 public enum SpanContextKey: ServiceContextKey {
     public typealias Value = SpanContext
-    public static let nameOverride: String? = "telemetryflow.span_context"
+    public static var nameOverride: String? { "telemetryflow.span_context" }
 }
 
 /// The current ``TelemetrySpan`` (when this process started it), beside its ``SpanContextKey``.
 public enum CurrentSpanKey: ServiceContextKey {
     public typealias Value = TelemetrySpan
-    public static let nameOverride: String? = "telemetryflow.span"
+    public static var nameOverride: String? { "telemetryflow.span" }
 }
 
 /// W3C baggage entries carried with the context.
 public enum BaggageKey: ServiceContextKey {
     public typealias Value = Baggage
-    public static let nameOverride: String? = "telemetryflow.baggage"
+    public static var nameOverride: String? { "telemetryflow.baggage" }
 }
 
 extension ServiceContext {
