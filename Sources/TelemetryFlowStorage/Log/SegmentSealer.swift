@@ -122,7 +122,10 @@ final class SegmentSealer: @unchecked Sendable {
                 monitor.unlock()
                 return
             }
-            let task = pending.removeFirst()
+            // A backup goes first: it is one small file, and it should not wait behind a checksum that waits for a
+            // pause in appends (up to `deferNanos`), which left `meta.backup` as old as the last pause while a
+            // service appended without one.
+            let task = pending.remove(at: pending.firstIndex(of: .backup) ?? pending.startIndex)
             if case .checksum(let id, let path) = task { current = (id, path) }
             monitor.unlock()
             defer {
