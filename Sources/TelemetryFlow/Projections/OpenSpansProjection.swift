@@ -12,13 +12,13 @@ public final class OpenSpansProjection: Sendable {
     /// One open span: its `span_started` record (sealed under `sequence`, copied out of the batch it was read in)
     /// and the last time recorded for it.
     struct Open: Sendable {
-        var started: ArraySlice<UInt8>
+        var started: [UInt8]
         var sequence: UInt64
         var lastTimeUnixNano: UInt64
 
         /// The record sealed under sequence 0, as the checkpoint stores it.
         var checkpointRecord: [UInt8] {
-            var record = Array(started)
+            var record = started
             if sequence != 0 { record.withUnsafeMutableBytes { EventCodec.sealChecksum($0, sequence: 0) } }
             return record
         }
@@ -59,7 +59,7 @@ public final class OpenSpansProjection: Sendable {
     public var openSpans: [(span: SpanData, scope: InstrumentationScope, lastTimeUnixNano: UInt64)] {
         let open = state.withLock { $0.open }
         return open.values.compactMap { entry in
-            guard case .spanStarted(let span, let scope)? = try? EventCodec.decode(Array(entry.started), sequence: entry.sequence).event
+            guard case .spanStarted(let span, let scope)? = try? EventCodec.decode(entry.started, sequence: entry.sequence).event
             else { return nil }
             return (span, scope, entry.lastTimeUnixNano)
         }.sorted { $0.span.startTimeUnixNano < $1.span.startTimeUnixNano }
@@ -87,20 +87,20 @@ public final class OpenSpansProjection: Sendable {
         /// Moves a span started in this batch into `open` (its record copied out of the batch).
         func keep(_ key: Key, _ index: Int, into open: inout [Key: Open]) {
             let entry = batch.entries[index]
-            open[key] = Open(started: Array(batch.storage[entry.start..<entry.end])[...], sequence: entry.sequence, lastTimeUnixNano: entry.timestamp)
+            open[key] = Open(started: Array(batch.storage[entry.start..<entry.end]), sequence: entry.sequence, lastTimeUnixNano: entry.timestamp)
         }
         batch.storage.withUnsafeBytes { storage in
             for index in batch.entries.indices {
                 let entry = batch.entries[index]
                 switch entry.type {
-                case .spanStarted:
+                case .spanStarted, .spanEnded:
                     guard let key = spanKey(payload: UnsafeRawBufferPointer(rebasing: storage[entry.payloadStart..<entry.payloadEnd])) ?? key(of: batch[index])
                     else { continue }
-                    startedHere[key] = index
-                case .spanEnded:
-                    guard let key = spanKey(payload: UnsafeRawBufferPointer(rebasing: storage[entry.payloadStart..<entry.payloadEnd])) ?? key(of: batch[index])
-                    else { continue }
-                    if startedHere.removeValue(forKey: key) == nil { open[key] = nil }
+                    if entry.type == .spanStarted {
+                        startedHere[key] = index
+                    } else if startedHere.removeValue(forKey: key) == nil {
+                        open[key] = nil
+                    }
                 case .spanEventAdded:
                     guard case .spanEventAdded(let trace, let span, let added)? = try? batch[index].decode() else { continue }
                     let key = Key(trace: trace, span: span)
@@ -153,10 +153,10 @@ public final class OpenSpansProjection: Sendable {
     /// Adds an event to an open span's stored start record, so that it travels with the span if it is cut off.
     private static func addEvent(_ added: SpanEvent, to key: Key, in open: inout [Key: Open]) {
         guard var entry = open[key],
-            case .spanStarted(var started, let scope)? = try? EventCodec.decode(Array(entry.started), sequence: entry.sequence).event
+            case .spanStarted(var started, let scope)? = try? EventCodec.decode(entry.started, sequence: entry.sequence).event
         else { return }
         started.events.append(added)
-        entry.started = EventCodec.encode(.spanStarted(started, scope: scope), timestampUnixNano: started.startTimeUnixNano, sequence: 0)[...]
+        entry.started = EventCodec.encode(.spanStarted(started, scope: scope), timestampUnixNano: started.startTimeUnixNano, sequence: 0)
         entry.sequence = 0
         entry.lastTimeUnixNano = max(entry.lastTimeUnixNano, added.timeUnixNano)
         open[key] = entry
@@ -238,7 +238,7 @@ public final class OpenSpansProjection: Sendable {
             guard case .spanStarted(let span, _) = try EventCodec.decode(record, sequence: 0).event else {
                 throw TelemetryFlowError(.corruptedRecord, "the open-spans checkpoint holds an event that is not a started span")
             }
-            open[Key(trace: span.traceID, span: span.spanID)] = Open(started: record[...], sequence: 0, lastTimeUnixNano: last)
+            open[Key(trace: span.traceID, span: span.spanID)] = Open(started: record, sequence: 0, lastTimeUnixNano: last)
         }
         return open
     }
