@@ -14,7 +14,7 @@
 //              (its queue full while the writer was behind; recording never waits) are counted and printed — a
 //              dropped call is cheaper than a recorded one, so a figure with drops says so.
 // Memory: the process's anonymous RSS (/proc/self/status RssAnon) sampled every million calls while one thread
-// records 10 M counter adds. `--only span-parts` (not in the full run; `--part NAME` for one) measures where a
+// records 10 M counter adds. `--only span-parts` (not in the full run; `--part NAME[,NAME…]` for some) measures where a
 // span's time goes, one thread, paced: the task-local context alone and its pieces (read, one key set, a bind), a
 // span started and ended with an explicit context, and `withSpan`; `--rounds R` runs those parts R times in turn, so
 // that the machine's changes of speed touch them alike. Projections: what folding costs per event in the background
@@ -150,11 +150,11 @@ if only == "span-parts" {
     ]
     // `--rounds R` runs the parts R times in turn, so that a change of the machine's speed touches them alike.
     for round in 0..<rounds {
-    for (name, body) in parts where onlyPart == nil || onlyPart.map({ $0.split(separator: ",").contains(Substring(name)) }) == true {
-        await telemetry.flush(timeout: .seconds(120))
-        let result = measure(threads: 1, perThread: calls / 4, pause: untilCommitted(telemetry), body)
-        emit(#"{"bench":"client_span_part","round":\#(round),"part":"\#(name)","calls":\#(calls / 4),"median_ns":\#(Int(result.median.rounded())),"cpu_ns_per_call":\#(Int(result.cpu.rounded()))}"#)
-    }
+        for (name, body) in parts where onlyPart == nil || onlyPart.map({ $0.split(separator: ",").contains(Substring(name)) }) == true {
+            await telemetry.flush(timeout: .seconds(120))
+            let result = measure(threads: 1, perThread: calls / 4, pause: untilCommitted(telemetry), body)
+            emit(#"{"bench":"client_span_part","round":\#(round),"part":"\#(name)","calls":\#(calls / 4),"median_ns":\#(Int(result.median.rounded())),"cpu_ns_per_call":\#(Int(result.cpu.rounded()))}"#)
+        }
     }
     parked.end()
     await telemetry.shutdown(timeout: .seconds(5))
