@@ -110,7 +110,8 @@ import Testing
             for n in 0..<20000 { log.append(spanEvent(n), timestampUnixNano: UInt64(n)) }
             try await log.flush()
             #expect(log.statistics.segmentCount >= 2)
-            lastSealed = log.engine.writer.segments.dropLast().last!.record.lastSequence
+            // The segment list the readers use, under its lock: the writer's own list belongs to the writer thread.
+            lastSealed = try #require(log.engine.segmentList.withLock { $0 }.dropLast().last?.lastSequence)
             log.close()
         }
         let segments = dir.files().filter { $0.hasPrefix("segment-") && $0.hasSuffix(".mdb") }
