@@ -341,6 +341,41 @@ import Testing
         #expect(mismatches == 0, "events stored under a sequence another append was given")
     }
 
+    /// Each of the first 15 threads to record publishes its copies on a line of its own, without a locked
+    /// instruction; later threads share the last line with an atomic add. 40 threads of their own (not the
+    /// cooperative pool's two), started together on the smallest queue so that buffers swap while they copy:
+    /// every event is stored once, whichever line counted its copy.
+    @Test func threadsBeyondTheQueuesOwnLinesShareOneAndNoEventIsLost() async throws {
+        let dir = TemporaryDirectory()
+        var configuration = smallConfiguration(dir.log)
+        configuration.queueCapacityBytes = 64 << 10
+        configuration.blockTimeoutMilliseconds = 60_000
+        let log = try EventLog(configuration)
+        defer { log.close() }
+        let threads = 40
+        let perThread = 2_000
+        let start = DispatchSemaphore(value: 0)
+        let done = DispatchGroup()
+        for t in 0..<threads {
+            done.enter()
+            Thread {
+                start.wait()
+                for i in 0..<perThread { log.append(counterEvent(t * perThread + i), timestampUnixNano: 1) }
+                done.leave()
+            }.start()
+        }
+        for _ in 0..<threads { start.signal() }
+        done.wait()
+        try await log.flush()
+        #expect(log.statistics.droppedTotal == 0)
+        let values = try readAll(log).compactMap { event -> Int64? in
+            guard case .measurement(let m) = try event.decode(), case .int(let v) = m.value else { return nil }
+            return v
+        }
+        #expect(values.count == threads * perThread)
+        #expect(Set(values) == Set(0..<Int64(threads * perThread)), "every thread's every event, once")
+    }
+
     static func open(_ path: String) -> EventLog { try! EventLog(smallConfiguration(path)) }
 
     @Test func pluginDropReasonsAreCountedBesideTheLogsOwnAndPersisted() async throws {

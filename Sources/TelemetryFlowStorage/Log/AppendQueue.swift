@@ -60,8 +60,8 @@ final class RecordBuffer: @unchecked Sendable {
     let capacity: Int
     /// Bytes of complete records (writer side, once the buffer is taken).
     var count = 0
-    /// Bytes producers finished copying in, spread over cache lines by producer thread: each producer adds to
-    /// its own line, and the writer sums them.
+    /// Bytes producers finished copying in, spread over cache lines by producer thread: each of the first 15
+    /// producer threads adds to a line of its own, later ones share the last, and the writer sums them.
     let copied: PaddedAtomics
 
     init(capacity: Int) {
@@ -85,8 +85,17 @@ final class RecordBuffer: @unchecked Sendable {
     /// Records that `bytes` more bytes are copied in (producer side, after the copy).
     @inline(__always)
     func finishedCopying(_ bytes: Int) {
-        let stripe = Int(truncatingIfNeeded: tf_thread_slot()) & (Self.stripes - 1)
-        copied[stripe].pointee.wrappingAdd(UInt64(bytes), ordering: .releasing)
+        let slot = Int(truncatingIfNeeded: tf_thread_slot())
+        guard slot < Self.stripes - 1 else {
+            // Threads beyond the first 15 to record share the last line, with an atomic add.
+            copied[Self.stripes - 1].pointee.wrappingAdd(UInt64(bytes), ordering: .releasing)
+            return
+        }
+        // The line is this thread's alone (slots are never given twice), and the writer only resets it once every
+        // copy into the buffer is counted: a load and a releasing store suffice. A locked add (a full barrier on
+        // x86) waited for the copy's stores to drain — about 7 ns per append here, measured.
+        let line = copied[slot]
+        line.pointee.store(line.pointee.load(ordering: .relaxed) &+ UInt64(bytes), ordering: .releasing)
     }
 
     /// Waits until the producers have copied `bytes` bytes in (a few nanoseconds, unless a producer was
