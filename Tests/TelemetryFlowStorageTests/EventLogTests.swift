@@ -307,10 +307,7 @@ import Testing
     /// times. Every sequence an append returned must hold exactly that producer's event, with no gaps.
     @Test func sequencesReturnedByConcurrentAppendsMatchTheStoredEvents() async throws {
         let dir = TemporaryDirectory()
-        var configuration = smallConfiguration(dir.log)
-        configuration.queueCapacityBytes = 64 << 10
-        configuration.blockTimeoutMilliseconds = 60_000
-        let log = try EventLog(configuration)
+        let log = try Self.smallQueueLog(dir)
         defer { log.close() }
         let producers = 8
         let perProducer = 4_000
@@ -347,10 +344,7 @@ import Testing
     /// every event is stored once, whichever line counted its copy.
     @Test func threadsBeyondTheQueuesOwnLinesShareOneAndNoEventIsLost() async throws {
         let dir = TemporaryDirectory()
-        var configuration = smallConfiguration(dir.log)
-        configuration.queueCapacityBytes = 64 << 10
-        configuration.blockTimeoutMilliseconds = 60_000
-        let log = try EventLog(configuration)
+        let log = try Self.smallQueueLog(dir)
         defer { log.close() }
         let threads = 40
         let perThread = 2_000
@@ -374,6 +368,14 @@ import Testing
         }
         #expect(values.count == threads * perThread)
         #expect(Set(values) == Set(0..<Int64(threads * perThread)), "every thread's every event, once")
+    }
+
+    /// A log on the smallest queue (64 KiB), whose producers wait up to a minute for room instead of dropping.
+    static func smallQueueLog(_ dir: TemporaryDirectory) throws -> EventLog {
+        var configuration = smallConfiguration(dir.log)
+        configuration.queueCapacityBytes = 64 << 10
+        configuration.blockTimeoutMilliseconds = 60_000
+        return try EventLog(configuration)
     }
 
     static func open(_ path: String) -> EventLog { try! EventLog(smallConfiguration(path)) }
