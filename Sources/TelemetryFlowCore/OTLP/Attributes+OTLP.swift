@@ -8,7 +8,7 @@ extension Attributes {
     package func encodeOTLP(field: UInt32, into w: inout ProtobufWriter) {
         let tag = UInt8(truncatingIfNeeded: field << 3 | 2)
         if field < 16 {
-            forEachInPlace { Self.encodeKeyValue(tag: tag, $0, into: &w) }
+            forEachInPlace { Self.encodeKeyValue(tag: tag, key: $0.key, value: $0.value, into: &w) }
         } else {
             for attribute in self { Self.encodeKeyValueNested(field, attribute, into: &w) }
         }
@@ -22,33 +22,35 @@ extension Attributes {
         guard start < count else { return }
         let tag = UInt8(truncatingIfNeeded: field << 3 | 2)
         for attribute in dropFirst(start) {
-            if field < 16 { Self.encodeKeyValue(tag: tag, attribute, into: &w) } else { Self.encodeKeyValueNested(field, attribute, into: &w) }
+            if field < 16 { Self.encodeKeyValue(tag: tag, key: attribute.key, value: attribute.value, into: &w) } else { Self.encodeKeyValueNested(field, attribute, into: &w) }
         }
     }
 
-    /// One `KeyValue` whose field number fits in a one-byte tag (`tag` is that byte).
+    /// One `KeyValue` whose field number fits in a one-byte tag (`tag` is that byte). The key and value come as
+    /// separate arguments, in registers: an `Attribute` passed by address was read back with a 16-byte load of the
+    /// value that the caller had just stored as two words, a stalled load (a tenth of a counter add, by `perf`).
     @inline(never)
-    static func encodeKeyValue(tag: UInt8, _ attribute: borrowing Attribute, into w: inout ProtobufWriter) {
-        switch attribute.value {
+    static func encodeKeyValue(tag: UInt8, key: borrowing String, value: borrowing AttributeValue, into w: inout ProtobufWriter) {
+        switch value {
         case .string(let v):
             let count = v.utf8.count
-            writeScalarHeader(tag, attribute.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(count)) &+ count, into: &w)
+            writeScalarHeader(tag, key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(count)) &+ count, into: &w)
             w.append(0x0A)  // string_value
             w.writeString(v)
         case .bool(let v):
-            writeScalarHeader(tag, attribute.key, anyValue: 2, into: &w)
+            writeScalarHeader(tag, key, anyValue: 2, into: &w)
             w.append(0x10)  // bool_value
             w.append(v ? 1 : 0)
         case .int(let v):
-            writeScalarHeader(tag, attribute.key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(bitPattern: v)), into: &w)
+            writeScalarHeader(tag, key, anyValue: 1 &+ ProtobufWriter.varintSize(UInt64(bitPattern: v)), into: &w)
             w.append(0x18)  // int_value
             w.writeVarint(UInt64(bitPattern: v))
         case .double(let v):
-            writeScalarHeader(tag, attribute.key, anyValue: 9, into: &w)
+            writeScalarHeader(tag, key, anyValue: 9, into: &w)
             w.append(0x21)  // double_value
             w.writeRawFixed64(v.bitPattern)
         default:
-            encodeKeyValueNested(UInt32(tag >> 3), copy attribute, into: &w)
+            encodeKeyValueNested(UInt32(tag >> 3), Attribute(copy key, copy value), into: &w)
         }
     }
 
