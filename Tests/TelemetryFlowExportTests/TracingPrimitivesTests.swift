@@ -1,5 +1,6 @@
 import CSupport
 import Foundation
+import ServiceContextModule
 import Synchronization
 import Testing
 @testable import TelemetryFlow
@@ -103,5 +104,56 @@ import TelemetryFlowCore
         waitpid(pid, &status, 0)
         #expect(read == 64 * 8)
         #expect(Set(parent).isDisjoint(with: child))
+    }
+    private static func span(_ id: UInt64) -> TelemetrySpan {
+        TelemetrySpan(
+            name: "s\(id)", context: SpanContext(traceID: TraceID(high: 7, low: id), spanID: SpanID(id)), parentSpanID: .invalid,
+            parentIsRemote: false, kind: .internal, start: 0, attributes: [:], links: [], scope: TelemetryFlowClient.defaultScope,
+            bus: nil, limits: SpanLimits(TelemetryFlow.Limits()))
+    }
+
+    /// The span set in a context as `withSpan` sets it (its dictionary written directly, the layout checked once)
+    /// reads back through `ServiceContext`'s own API exactly as one set by the context's setter: on an empty context,
+    /// over another span, beside other keys, and without touching a copy taken before.
+    @Test func aSpanSetDirectlyInTheContextReadsBackThroughItsOwnAPI() {
+        #expect(CurrentSpanStorage.key != nil, "the context is a dictionary: the direct path is taken")
+        #expect(CurrentSpanStorage.key?.name == CurrentSpanKey.name)
+        let first = Self.span(1), second = Self.span(2)
+
+        let root = ServiceContext.topLevel.settingSpan(first)
+        var viaSetter = ServiceContext.topLevel
+        viaSetter[CurrentSpanKey.self] = first
+        #expect(root.count == 1 && viaSetter.count == 1)
+        #expect(root[CurrentSpanKey.self] === first)
+        #expect(root.spanContext == first.context)
+
+        // Over a span already set, beside baggage and a remote parent's context: one key replaced, the others kept.
+        var base = root
+        base.baggage = Baggage(["tenant": "acme"])
+        base[SpanContextKey.self] = SpanContext(traceID: TraceID(high: 9, low: 9), spanID: SpanID(9), isRemote: true)
+        let child = base.settingSpan(second)
+        #expect(child.count == 3)
+        #expect(child.span === second)
+        #expect(child.spanContext == second.context)
+        #expect(child.baggage == Baggage(["tenant": "acme"]))
+        #expect(base.span === first, "the base is a value: the copy it was is unchanged")
+        #expect(root.count == 1 && root.span === first)
+
+        // The public setter takes the same path; setting nil removes the key through the context's own setter.
+        var set = ServiceContext.topLevel
+        set.span = second
+        #expect(set.span === second && set.count == 1)
+        set.span = nil
+        #expect(set.isEmpty)
+
+        // The span is released with the last context that holds it.
+        weak var released: TelemetrySpan?
+        do {
+            let transient = Self.span(3)
+            released = transient
+            let context = ServiceContext.topLevel.settingSpan(transient)
+            #expect(context.span === transient)
+        }
+        #expect(released == nil)
     }
 }

@@ -296,11 +296,9 @@ public final class TelemetryFlowClient: Service, Sendable {
     /// The limits of spans of a disabled client (which records nothing).
     private static let defaultSpanLimits = SpanLimits(TelemetryFlow.Limits())
 
+    /// One key: the span carries its context (``ServiceContext/spanContext`` reads it from there).
     private func childContext(_ base: ServiceContext, _ span: TelemetrySpan) -> ServiceContext {
-        var context = base
-        // One key: the span carries its context (``ServiceContext/spanContext`` reads it from there).
-        context.span = span
-        return context
+        base.settingSpan(span)
     }
 
     /// Runs `body` inside a new span, the current one in the task's `ServiceContext` for the closure, so that
