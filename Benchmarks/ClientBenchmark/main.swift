@@ -129,7 +129,8 @@ if only == nil || only == "memory" {
 }
 // Where a span's time goes, one thread, paced: the task-local context alone (a child context set and bound, no
 // span) and its pieces (reading the current context, setting one key on an empty one, binding a context), a span
-// started and ended with an explicit context (no task-local), and `withSpan`.
+// started and ended with an explicit context (no task-local), `withSpan`, and `withSpan` under a parent span (a
+// context holding a span given to it).
 if only == "span-parts" {
     let telemetry = try await makeClient("span-parts")
     let attributes: Attributes = ["http.route": "/api/items", "http.request.method": "GET", "http.response.status_code": 200]
@@ -147,6 +148,7 @@ if only == "span-parts" {
         ("context_bind", { ServiceContext.withValue(prebuilt) { } }),
         ("start_end_explicit_context", { telemetry.startSpan("GET /api/items", kind: .server, attributes: attributes, context: .topLevel).end() }),
         ("with_span", { telemetry.withSpan("GET /api/items", kind: .server, attributes: attributes) { _ in } }),
+        ("with_span_child", { telemetry.withSpan("SELECT items", kind: .client, attributes: attributes, context: prebuilt) { _ in } }),
     ]
     // `--rounds R` runs the parts R times in turn, so that a change of the machine's speed touches them alike.
     for round in 0..<rounds {

@@ -139,6 +139,13 @@ import TelemetryFlowCore
         #expect(base.span === first, "the base is a value: the copy it was is unchanged")
         #expect(root.count == 1 && root.span === first)
 
+        // A context holding only a remote parent's span context has no local span.
+        var remote = ServiceContext.topLevel
+        let remoteParent = SpanContext(traceID: TraceID(high: 5, low: 5), spanID: SpanID(5), isRemote: true)
+        remote.spanContext = remoteParent
+        #expect(remote.span == nil)
+        #expect(remote.spanContext == remoteParent)
+
         // The public setter takes the same path; setting nil removes the key through the context's own setter.
         var set = ServiceContext.topLevel
         set.span = second
