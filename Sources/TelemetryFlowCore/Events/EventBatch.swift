@@ -1,15 +1,17 @@
 /// Events read after a cursor, copied into one contiguous buffer.
 public struct EventBatch: Sendable, RandomAccessCollection {
-    package struct Entry: Sendable {
-        package var sequence: UInt64
-        package var type: EventType
-        package var timestamp: UInt64
-        package var start: Int
-        package var payloadStart: Int
-        package var payloadEnd: Int
-        package var end: Int
+    /// Inlinable, as the counts below, into the log's read loop in Storage: called there per record, across the
+    /// module boundary, the batch was retained and released around each call (four atomic operations a record).
+    @usableFromInline package struct Entry: Sendable {
+        @usableFromInline package var sequence: UInt64
+        @usableFromInline package var type: EventType
+        @usableFromInline package var timestamp: UInt64
+        @usableFromInline package var start: Int
+        @usableFromInline package var payloadStart: Int
+        @usableFromInline package var payloadEnd: Int
+        @usableFromInline package var end: Int
 
-        package init(sequence: UInt64, type: EventType, timestamp: UInt64, start: Int, payloadStart: Int, payloadEnd: Int, end: Int) {
+        @inlinable package init(sequence: UInt64, type: EventType, timestamp: UInt64, start: Int, payloadStart: Int, payloadEnd: Int, end: Int) {
             self.sequence = sequence
             self.type = type
             self.timestamp = timestamp
@@ -20,8 +22,8 @@ public struct EventBatch: Sendable, RandomAccessCollection {
         }
     }
 
-    package var storage: [UInt8] = []
-    package var entries: [Entry] = []
+    @usableFromInline package var storage: [UInt8] = []
+    @usableFromInline package var entries: [Entry] = []
     /// The last sequence the read examined, including skipped damaged records; a consumer that handled this
     /// batch advances its cursor here. Equal to the position read after when nothing was found.
     public package(set) var endSequence: UInt64
@@ -30,7 +32,7 @@ public struct EventBatch: Sendable, RandomAccessCollection {
     /// Records of types the read did not ask for, passed over unread.
     public package(set) var passedOver: Int = 0
     /// The records the read looked at: those in the batch and those passed over.
-    package var examined: Int { entries.count + passedOver }
+    @inlinable package var examined: Int { entries.count + passedOver }
 
     package init(after position: UInt64) { endSequence = position }
 
@@ -85,5 +87,5 @@ public struct EventBatch: Sendable, RandomAccessCollection {
     }
 
     /// Total record bytes in the batch.
-    public var byteCount: Int { storage.count }
+    @inlinable public var byteCount: Int { storage.count }
 }
