@@ -105,11 +105,9 @@ import TelemetryFlowCore
         #expect(read == 64 * 8)
         #expect(Set(parent).isDisjoint(with: child))
     }
+
     private static func span(_ id: UInt64) -> TelemetrySpan {
-        TelemetrySpan(
-            name: "s\(id)", context: SpanContext(traceID: TraceID(high: 7, low: id), spanID: SpanID(id)), parentSpanID: .invalid,
-            parentIsRemote: false, kind: .internal, start: 0, attributes: [:], links: [], scope: TelemetryFlowClient.defaultScope,
-            bus: nil, limits: SpanLimits(TelemetryFlow.Limits()))
+        .nonRecording("s\(id)", context: SpanContext(traceID: TraceID(high: 7, low: id), spanID: SpanID(id)))
     }
 
     /// The span set in a context as `withSpan` sets it (its dictionary written directly, the layout checked once)

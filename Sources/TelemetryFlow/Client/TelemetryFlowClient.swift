@@ -286,15 +286,12 @@ public final class TelemetryFlowClient: Service, Sendable {
                 return (nil, false, engine.spanLimits)
             }
             return (engine.bus, true, engine.spanLimits)
-        } ?? (nil, false, Self.defaultSpanLimits)
+        } ?? (nil, false, SpanLimits.defaults)
         let spanContext = SpanContext(traceID: traceID, spanID: IDGenerator.spanID(), traceFlags: sampled ? 1 : 0, traceState: parent?.traceState ?? "")
         return TelemetrySpan(
             name: name, context: spanContext, parentSpanID: parent?.spanID ?? .invalid, parentIsRemote: parent?.isRemote ?? false,
             kind: kind, start: start, attributes: attributes, links: links, scope: scope ?? Self.defaultScope, bus: bus, limits: limits)
     }
-
-    /// The limits of spans of a disabled client (which records nothing).
-    private static let defaultSpanLimits = SpanLimits(TelemetryFlow.Limits())
 
     /// One key: the span carries its context (``ServiceContext/spanContext`` reads it from there).
     private func childContext(_ base: ServiceContext, _ span: TelemetrySpan) -> ServiceContext {

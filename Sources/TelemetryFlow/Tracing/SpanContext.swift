@@ -115,10 +115,7 @@ enum CurrentSpanStorage {
             MemoryLayout<ServiceContext>.alignment == MemoryLayout<Storage>.alignment,
             MemoryLayout<ServiceContext>.stride == MemoryLayout<Storage>.stride
         else { return nil }
-        let probe = TelemetrySpan(
-            name: "", context: SpanContext(traceID: TraceID(high: 0, low: 1), spanID: SpanID(1)), parentSpanID: .invalid,
-            parentIsRemote: false, kind: .internal, start: 0, attributes: [:], links: [], scope: TelemetryFlowClient.defaultScope,
-            bus: nil, limits: SpanLimits(TelemetryFlow.Limits()))
+        let probe = TelemetrySpan.nonRecording("", context: SpanContext(traceID: TraceID(high: 0, low: 1), spanID: SpanID(1)))
         var context = ServiceContext.topLevel
         context[CurrentSpanKey.self] = probe
         let fields = Array(Mirror(reflecting: context).children)

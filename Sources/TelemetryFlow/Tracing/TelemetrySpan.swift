@@ -84,6 +84,13 @@ public final class TelemetrySpan: Sendable {
         }
     }
 
+    /// A span that records nothing and only carries `context` (as a sampled-out one does).
+    static func nonRecording(_ name: String, context: SpanContext) -> TelemetrySpan {
+        TelemetrySpan(
+            name: name, context: context, parentSpanID: .invalid, parentIsRemote: false, kind: .internal, start: 0,
+            attributes: [:], links: [], scope: TelemetryFlowClient.defaultScope, bus: nil, limits: .defaults)
+    }
+
     public var name: String { state.withLock { $0.data.name } }
 
     public func updateName(_ name: String) {
@@ -237,6 +244,9 @@ public final class TelemetrySpan: Sendable {
 
 /// A span's limits, resolved once from ``TelemetryFlow/Limits`` (the span-specific ones, else the general ones).
 struct SpanLimits: Sendable {
+    /// The default limits (those of a disabled client's spans, which record nothing).
+    static let defaults = SpanLimits(TelemetryFlow.Limits())
+
     /// Attributes per span and the longest value.
     let attributes: AttributeLimits
     let events: Int
